@@ -1,0 +1,197 @@
+"""Shared API machinery: the one exception handler, pagination and the Idempotency-Key replay."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.http import Http404
+from django.http.request import RawPostDataException
+from django.utils.translation import gettext as _
+from django_fsm import ConcurrentTransition, TransitionNotAllowed
+from rest_framework import exceptions, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from enrollment.errors import DomainError
+from enrollment.models import IdempotencyRecord
+
+
+class StandardPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        try:
+            value = int(raw)
+        except ValueError:
+            raise exceptions.ValidationError({"page_size": _("page_size must be a whole number.")})
+        if value < 1:
+            raise exceptions.ValidationError({"page_size": _("page_size must be at least 1.")})
+        return min(value, self.max_page_size)
+
+
+def _error(code: str, message: Any, details: Any, status_code: int) -> Response:
+    return Response({"code": code, "message": str(message), "details": details or {}}, status=status_code)
+
+
+class IdempotencyConflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.domain_code = code
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Every error is JSON ``{"code", "message", "details"}`` a clerk can act on."""
+    if isinstance(exc, IdempotencyConflict):
+        return _error(exc.domain_code, exc.detail, {}, exc.status_code)
+    if isinstance(exc, DomainError):
+        return _error(exc.code, exc.message, exc.details, exc.status_code)
+    if isinstance(exc, (TransitionNotAllowed, ConcurrentTransition)):
+        return _error(
+            "transition_not_allowed", _("This action is not possible in the application's current state."), {}, 409
+        )
+    if isinstance(exc, DjangoValidationError):
+        return _error("invalid", "; ".join(exc.messages), {"errors": exc.messages}, 400)
+    if isinstance(exc, IntegrityError):
+        return _error("conflict", _("The change conflicts with existing data; reload and try again."), {}, 409)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        return _error("invalid", _first_message(exc.detail), exc.detail, 400)
+    codes = {
+        exceptions.NotAuthenticated: "not_authenticated",
+        exceptions.AuthenticationFailed: "authentication_failed",
+        exceptions.PermissionDenied: "permission_denied",
+        exceptions.NotFound: "not_found",
+        exceptions.MethodNotAllowed: "method_not_allowed",
+        exceptions.UnsupportedMediaType: "unsupported_media_type",
+        exceptions.ParseError: "parse_error",
+        exceptions.Throttled: "throttled",
+        exceptions.NotAcceptable: "not_acceptable",
+    }
+    code = next((c for cls, c in codes.items() if isinstance(exc, cls)), "error")
+    detail = getattr(exc, "detail", "")
+    response.data = {"code": code, "message": str(detail), "details": {}}
+    return response
+
+
+def _first_message(detail: Any) -> str:
+    """The first human message in a DRF error tree, prefixed by its field."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            inner = _first_message(value)
+            return inner if key == "non_field_errors" else f"{key}: {inner}"
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    return str(detail)
+
+
+# ---------------------------------------------------------------------------
+# Idempotency-Key
+# ---------------------------------------------------------------------------
+
+IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
+
+
+def _request_fingerprint(request: Request) -> str:
+    digest = hashlib.sha256()
+    digest.update(request.method.encode())
+    digest.update(request.path.encode())
+    content_type = request.content_type or ""
+    if content_type.startswith("multipart/"):
+        for key in sorted(request.data.keys()):
+            for value in request.data.getlist(key):
+                if hasattr(value, "chunks"):
+                    for chunk in value.chunks():
+                        digest.update(chunk)
+                    value.seek(0)
+                else:
+                    digest.update(f"{key}={value}".encode())
+    else:
+        try:
+            digest.update(request._request.body)
+        except RawPostDataException:
+            digest.update(json.dumps(request.data, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+class IdempotentPostMixin:
+    """Replays the first response of a POST with the same Idempotency-Key and body.
+
+    The key is reserved by inserting its row before the work is done; the unique constraint
+    (user, key) is the guarantee, so a concurrent retry sees "in progress" rather than filing twice.
+    """
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        request._idempotency_record = None
+        key = request.META.get(IDEMPOTENCY_HEADER)
+        if request.method != "POST" or not key or not request.user.is_authenticated:
+            return
+        if len(key) > 255:
+            raise exceptions.ValidationError({"Idempotency-Key": _("The key is longer than 255 characters.")})
+        fingerprint = _request_fingerprint(request)
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    user=request.user, key=key, method=request.method, path=request.path, request_hash=fingerprint
+                )
+        except IntegrityError:
+            record = IdempotencyRecord.objects.get(user=request.user, key=key)
+            if record.request_hash != fingerprint:
+                raise IdempotencyConflict(
+                    _("This Idempotency-Key was already used for a different request; use a new key."),
+                    "idempotency_key_reused",
+                )
+            if record.status_code is None:
+                raise IdempotencyConflict(
+                    _("A request with this Idempotency-Key is still being processed; retry in a moment."),
+                    "idempotency_in_progress",
+                )
+            raise ReplayResponse(record)
+        request._idempotency_record = record
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        record = getattr(request, "_idempotency_record", None)
+        if record is not None:
+            if response.status_code >= 500:
+                # A server fault is not an answer: let the retry do the work again.
+                record.delete()
+            else:
+                IdempotencyRecord.objects.filter(pk=record.pk).update(
+                    status_code=response.status_code, response_body=getattr(response, "data", None)
+                )
+            request._idempotency_record = None
+        return response
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, ReplayResponse):
+            response = Response(exc.record.response_body, status=exc.record.status_code)
+            response["Idempotent-Replayed"] = "true"
+            return response
+        return super().handle_exception(exc)  # type: ignore[misc]
+
+
+class ReplayResponse(Exception):
+    def __init__(self, record: IdempotencyRecord) -> None:
+        super().__init__("replay")
+        self.record = record

@@ -1,0 +1,179 @@
+"""Demo data: a small province with every kind of institution, user and application state.
+
+Synthetic only: ID numbers are generated with valid checksums for made-up people.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from enrollment import roles, services
+from enrollment.idnumbers import make_id_number
+from enrollment.models import Disease, Institution, Physician, Policy, Region, StaffProfile
+
+User = get_user_model()
+
+REGIONS = [
+    ("530000", "云南省", None),
+    ("530100", "昆明市", "530000"),
+    ("530124", "富民县", "530100"),
+    ("530181", "安宁市", "530100"),
+    ("530300", "曲靖市", "530000"),
+    ("530302", "麒麟区", "530300"),
+]
+INSTITUTIONS = [
+    ("H53010001", "昆明市第一人民医院", 3, "530100", True),
+    ("H53012401", "富民县人民医院（慢病中心）", 2, "530124", True),
+    ("H53012402", "富民县永定街道卫生院", 1, "530124", True),
+    ("H53018101", "安宁市人民医院", 2, "530181", True),
+    ("H53030201", "麒麟区人民医院", 2, "530302", True),
+    ("H53030202", "麒麟区越州镇卫生院", 1, "530302", False),
+]
+PHYSICIANS = [
+    ("DR530100001", "李主任", "H53010001", 4),
+    ("DR530124001", "王副主任", "H53012401", 3),
+    ("DR530124002", "赵主治", "H53012402", 2),
+    ("DR530124003", "钱住院", "H53012402", 1),
+    ("DR530302001", "孙副主任", "H53030201", 3),
+]
+# username, role, institution code, region code, physician licence, review stages
+USERS = [
+    ("clinic", roles.CLINIC_STAFF, "H53012402", None, None, []),
+    ("clinic_county", roles.CLINIC_STAFF, "H53012401", None, None, []),
+    ("clinic_qujing", roles.CLINIC_STAFF, "H53030201", None, None, []),
+    ("doctor", roles.PHYSICIAN, "H53012401", None, "DR530124001", []),
+    ("doctor_township", roles.PHYSICIAN, "H53012402", None, "DR530124002", []),
+    ("doctor_city", roles.PHYSICIAN, "H53010001", None, "DR530100001", []),
+    ("reviewer", roles.REVIEWER, None, "530100", None, ["initial_review"]),
+    ("rechecker", roles.REVIEWER, None, "530100", None, ["recheck"]),
+    ("approver", roles.REVIEWER, None, "530100", None, ["approval"]),
+    ("reviewer_qujing", roles.REVIEWER, None, "530300", None, ["initial_review", "recheck", "approval"]),
+    ("officer", roles.CENTER_OFFICER, "H53012401", None, None, []),
+    ("admin", roles.ADMIN, None, "530000", None, []),
+]
+NAMES = "张伟 王芳 李娜 刘洋 陈静 杨磊 黄敏 赵强 周丽 吴军 徐涛 孙燕 马超 朱琳 胡斌 郭红 何勇 高霞 林峰 罗梅".split()
+PDF = b"%PDF-1.4\n% demo certificate\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+def demo_pdf(name: str = "certificate.pdf") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, PDF, content_type="application/pdf")
+
+
+@transaction.atomic
+def seed_reference() -> None:
+    regions: dict[str, Region] = {}
+    for code, name, parent in REGIONS:
+        regions[code], _ = Region.objects.update_or_create(
+            code=code, defaults={"name": name, "parent": regions.get(parent) if parent else None}
+        )
+    Policy.objects.get_or_create(region=regions["530000"])
+    for code, name, level, region, may_diagnose in INSTITUTIONS:
+        Institution.objects.update_or_create(
+            code=code, defaults={"name": name, "level": level, "region": regions[region], "may_diagnose": may_diagnose}
+        )
+    for licence, name, inst, title in PHYSICIANS:
+        Physician.objects.update_or_create(
+            licence_number=licence,
+            defaults={"name": name, "institution": Institution.objects.get(code=inst), "title": title},
+        )
+
+
+@transaction.atomic
+def seed_users(password: str) -> list[tuple[str, str, str]]:
+    created = []
+    for username, role, inst, region, licence, stages in USERS:
+        user, _ = User.objects.get_or_create(username=username)
+        user.set_password(password)
+        user.is_staff = role == roles.ADMIN
+        user.is_superuser = role == roles.ADMIN
+        user.save()
+        user.groups.set([Group.objects.get(name=role)])
+        StaffProfile.objects.update_or_create(
+            user=user,
+            defaults={
+                "institution": Institution.objects.get(code=inst) if inst else None,
+                "region": Region.objects.get(code=region) if region else None,
+                "review_stages": stages,
+            },
+        )
+        if licence:
+            Physician.objects.filter(user=user).exclude(licence_number=licence).update(user=None)
+            Physician.objects.filter(licence_number=licence).update(user=user)
+        place = inst or region or ""
+        created.append((username, role, place))
+    return created
+
+
+def seed_applications(count: int = 36, seed: int = 7) -> int:
+    """File, diagnose and move applications through the states reached so far, through the services."""
+    rng = random.Random(seed)
+    clerk = User.objects.get(username="clinic_county")
+    doctor = User.objects.get(username="doctor")
+    system = services.get_system_user()
+    county_hospital = Institution.objects.get(code="H53012401")
+    fumin = Region.objects.get(code="530124")
+    chronic = list(Disease.objects.filter(disease_type="11", active=True, min_physician_title__lte=3))
+    special = list(
+        Disease.objects.filter(disease_type="12", active=True, min_institution_level__lte=2, min_physician_title__lte=3)
+    )
+    made = 0
+    today = timezone.localdate()
+    for i in range(count):
+        birth = dt.date(1940 + rng.randrange(50), rng.randrange(1, 13), rng.randrange(1, 28))
+        person = services.person_register(
+            id_number=make_id_number("530124", birth, 100 + i, sex=rng.choice("12")),
+            name=NAMES[i % len(NAMES)] + ("" if i < len(NAMES) else str(i)),
+            insured_region=fumin,
+            insurance_type=rng.choice(["310", "390"]),
+            phone=f"138{rng.randrange(10**8):08d}",
+            actor=clerk,
+        )
+        disease = rng.choice(special if i % 4 == 0 else chronic)
+        application = services.application_submit(
+            person=person, disease=disease, treating_institution=county_hospital, actor=clerk
+        )
+        made += 1
+        fate = i % 6
+        if fate == 0:
+            continue  # stays submitted
+        if fate == 1:
+            services.application_withdraw(application_id=application.pk, actor=clerk, reason="申请人自愿撤回")
+            continue
+        documents = [(doc, demo_pdf(f"{doc}.pdf")) for doc in disease.required_documents]
+        services.application_diagnose(
+            application_id=application.pk,
+            actor=doctor,
+            icd10_code=_icd_for(disease),
+            diagnosis_date=today - dt.timedelta(days=rng.randrange(3, 60)),
+            documents=documents,
+        )
+        if fate in (2, 3):
+            continue  # diagnosed, waits for the monthly batch
+        with transaction.atomic():
+            locked = services.lock_application(application.pk)
+            services.run_transition(application=locked, name="enqueue", actor=system)
+    return made
+
+
+def _icd_for(disease: Disease) -> str:
+    prefix = disease.icd10_prefixes[0]
+    return prefix if len(prefix.replace(".", "")) >= 3 else prefix + "34.9"
+
+
+def seed_all(*, password: str, applications: int = 36) -> dict[str, Any]:
+    seed_reference()
+    users = seed_users(password)
+    made = 0
+    from enrollment.models import Application
+
+    if not Application.objects.exists():
+        made = seed_applications(applications)
+    return {"users": users, "applications": made}

@@ -1,0 +1,714 @@
+"""Reference data, persons, applications and the audit trail (门诊慢特病 备案).
+
+Models hold fields, choices, constraints and the FSM transitions. A transition changes only
+``self`` and checks its guards; services (enrollment/services.py) are the only callers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_fsm import FSMField, FSMModelMixin, transition
+
+from enrollment import roles
+
+# ---------------------------------------------------------------------------
+# Reference data (§3)
+# ---------------------------------------------------------------------------
+
+
+class Region(models.Model):
+    """医保区划: a 6-digit administrative division code, nested province → city → county."""
+
+    code = models.CharField(
+        _("region code"),
+        max_length=6,
+        unique=True,
+        validators=[RegexValidator(r"^\d{6}$", _("A region code is exactly 6 digits."))],
+    )
+    name = models.CharField(_("name"), max_length=100)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children", verbose_name=_("parent")
+    )
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("region")
+        verbose_name_plural = _("regions")
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+    def lineage(self) -> list[Region]:
+        """This region and its ancestors, nearest first."""
+        chain: list[Region] = []
+        node: Region | None = self
+        while node is not None and len(chain) < 10:
+            chain.append(node)
+            node = node.parent
+        return chain
+
+
+class BenefitStart(models.TextChoices):
+    DECISION_DATE = "decision_date", _("decision date")
+    NEXT_MONTH = "next_month", _("first day of the next month")
+
+
+def default_reminder_offsets() -> list[int]:
+    return [90, 30, 7, 0]
+
+
+class Policy(models.Model):
+    """A region's rules. A region without its own policy uses its nearest ancestor's."""
+
+    region = models.OneToOneField(Region, on_delete=models.CASCADE, related_name="policy", verbose_name=_("region"))
+    concurrent_chronic_limit = models.PositiveSmallIntegerField(
+        _("concurrent chronic limit"), default=2, validators=[MinValueValidator(1), MaxValueValidator(20)]
+    )
+    batch_day = models.PositiveSmallIntegerField(
+        _("batch day of month"), default=1, validators=[MinValueValidator(1), MaxValueValidator(28)]
+    )
+    renewal_window_days = models.PositiveSmallIntegerField(_("renewal window (days)"), default=180)
+    grace_days = models.PositiveSmallIntegerField(_("grace days"), default=0)
+    reminder_offsets = models.JSONField(_("reminder offsets (days before expiry)"), default=default_reminder_offsets)
+    benefit_start = models.CharField(
+        _("benefit start rule"), max_length=20, choices=BenefitStart.choices, default=BenefitStart.DECISION_DATE
+    )
+
+    class Meta:
+        verbose_name = _("policy")
+        verbose_name_plural = _("policies")
+
+    def __str__(self) -> str:
+        return f"{self.region}"
+
+    def clean(self) -> None:
+        offsets = self.reminder_offsets
+        if not isinstance(offsets, list) or not all(isinstance(x, int) and 0 <= x <= 366 for x in offsets):
+            raise ValidationError({"reminder_offsets": _("Give a list of whole days between 0 and 366.")})
+
+
+class DiseaseType(models.TextChoices):
+    CHRONIC = "11", _("chronic outpatient disease")
+    SPECIAL = "12", _("special outpatient disease")
+
+
+class ReviewMode(models.TextChoices):
+    BATCH = "batch", _("monthly batch")
+    IMMEDIATE = "immediate", _("immediate (即时办结)")
+
+
+class InstitutionLevel(models.IntegerChoices):
+    PRIMARY = 1, _("level 1 (township / community)")
+    SECONDARY = 2, _("level 2 (county)")
+    TERTIARY = 3, _("level 3 (city / provincial)")
+
+
+class PhysicianTitle(models.IntegerChoices):
+    RESIDENT = 1, _("resident physician 住院医师")
+    ATTENDING = 2, _("attending physician 主治医师")
+    ASSOCIATE_CHIEF = 3, _("associate chief physician 副主任医师")
+    CHIEF = 4, _("chief physician 主任医师")
+
+
+class DocumentType(models.TextChoices):
+    DIAGNOSIS_CERTIFICATE = "diagnosis_certificate", _("diagnosis certificate")
+    TEST_REPORT = "test_report", _("test report")
+    MEDICAL_RECORD = "medical_record", _("medical record")
+    DISCHARGE_SUMMARY = "discharge_summary", _("discharge summary")
+    ID_CARD = "id_card", _("ID card copy")
+    OTHER = "other", _("other")
+
+
+class Disease(models.Model):
+    """病种: one entry of the outpatient chronic / special disease catalogue."""
+
+    code = models.CharField(
+        _("national code"),
+        max_length=6,
+        unique=True,
+        validators=[RegexValidator(r"^M\d{5}$", _("A disease code is M followed by 5 digits."))],
+    )
+    name = models.CharField(_("name"), max_length=100)
+    disease_type = models.CharField(_("type"), max_length=2, choices=DiseaseType.choices)
+    validity_months = models.PositiveSmallIntegerField(
+        _("validity (months)"), default=36, help_text=_("0 means long-term (no end date).")
+    )
+    counts_toward_limit = models.BooleanField(_("counts toward the chronic limit"), default=True)
+    min_institution_level = models.PositiveSmallIntegerField(
+        _("minimum institution level"), choices=InstitutionLevel.choices, default=InstitutionLevel.PRIMARY
+    )
+    min_physician_title = models.PositiveSmallIntegerField(
+        _("minimum physician title"), choices=PhysicianTitle.choices, default=PhysicianTitle.ATTENDING
+    )
+    required_documents = models.JSONField(_("required documents"), default=list, blank=True)
+    review_mode = models.CharField(
+        _("review mode"), max_length=10, choices=ReviewMode.choices, default=ReviewMode.BATCH
+    )
+    review_stages = models.JSONField(
+        _("review stages"), default=list, blank=True, help_text=_("Empty: the default stages of the disease type.")
+    )
+    icd10_prefixes = models.JSONField(_("ICD-10 prefixes"), default=list, blank=True)
+    exclusive_with = models.ManyToManyField(
+        "self", blank=True, symmetrical=True, verbose_name=_("mutually exclusive with")
+    )
+    regions = models.ManyToManyField(
+        Region,
+        blank=True,
+        related_name="diseases",
+        verbose_name=_("available in regions"),
+        help_text=_("Empty: available in every region. A region covers its sub-regions."),
+    )
+    active = models.BooleanField(_("active"), default=True)
+    catalogue_version = models.CharField(_("catalogue version"), max_length=20, default="1")
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("disease")
+        verbose_name_plural = _("diseases")
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+    @property
+    def is_long_term(self) -> bool:
+        return self.validity_months == 0
+
+    def supports_icd10(self, icd10_code: str) -> bool:
+        code = icd10_code.strip().upper().replace(".", "")
+        return any(code.startswith(prefix.upper().replace(".", "")) for prefix in self.icd10_prefixes)
+
+
+class Institution(models.Model):
+    """定点医疗机构: a designated medical institution."""
+
+    code = models.CharField(_("institution code"), max_length=30, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    level = models.PositiveSmallIntegerField(_("level"), choices=InstitutionLevel.choices)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="institutions", verbose_name=_("region"))
+    may_diagnose = models.BooleanField(_("may diagnose"), default=False)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("institution")
+        verbose_name_plural = _("institutions")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+class Physician(models.Model):
+    licence_number = models.CharField(_("licence number"), max_length=30, unique=True)
+    name = models.CharField(_("name"), max_length=50)
+    institution = models.ForeignKey(
+        Institution, on_delete=models.PROTECT, related_name="physicians", verbose_name=_("institution")
+    )
+    title = models.PositiveSmallIntegerField(_("title"), choices=PhysicianTitle.choices)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="physician",
+        verbose_name=_("user account"),
+    )
+
+    class Meta:
+        ordering = ["licence_number"]
+        verbose_name = _("physician")
+        verbose_name_plural = _("physicians")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_title_display()})"
+
+
+class StaffProfile(models.Model):
+    """Where a user works: an institution (clinic staff, physicians, center officers) or a region (reviewers)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    institution = models.ForeignKey(
+        Institution,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="staff",
+        verbose_name=_("institution"),
+    )
+    region = models.ForeignKey(
+        Region, null=True, blank=True, on_delete=models.PROTECT, related_name="staff", verbose_name=_("region")
+    )
+    review_stages = models.JSONField(
+        _("review stages held"), default=list, blank=True, help_text=_("For reviewers: the stages they may decide.")
+    )
+
+    class Meta:
+        verbose_name = _("staff profile")
+        verbose_name_plural = _("staff profiles")
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.institution or self.region or '-'}"
+
+
+# ---------------------------------------------------------------------------
+# Persons (§4)
+# ---------------------------------------------------------------------------
+
+
+class Sex(models.TextChoices):
+    MALE = "1", _("male")
+    FEMALE = "2", _("female")
+
+
+class InsuranceType(models.TextChoices):
+    EMPLOYEE = "310", _("employee basic medical insurance")
+    RESIDENT = "390", _("resident basic medical insurance")
+
+
+class SupportCategory(models.TextChoices):
+    POVERTY_ALLEVIATED = "poverty_alleviated", _("脱贫人口 (lifted out of poverty)")
+    MONITORED = "monitored", _("监测对象 (monitored for relapse into poverty)")
+    MINIMUM_LIVING = "minimum_living", _("低保 (minimum living allowance)")
+    EXTREME_HARDSHIP = "extreme_hardship", _("特困 (extreme hardship)")
+    ORPHAN = "orphan", _("孤儿 (orphan)")
+
+
+def mask_id_number(id_number: str) -> str:
+    """``110***********123X``: the first three and last four characters stay visible."""
+    if len(id_number) <= 7:
+        return "*" * len(id_number)
+    return id_number[:3] + "*" * (len(id_number) - 7) + id_number[-4:]
+
+
+class Person(models.Model):
+    """参保人: an insured person, identified by the normalised 18-character 居民身份证号."""
+
+    id_number = models.CharField(_("ID number"), max_length=18, unique=True)
+    name = models.CharField(_("name"), max_length=50)
+    sex = models.CharField(_("sex"), max_length=1, choices=Sex.choices)
+    birth_date = models.DateField(_("birth date"))
+    insurance_number = models.CharField(_("insurance number"), max_length=30, blank=True)
+    insurance_type = models.CharField(
+        _("insurance type"), max_length=3, choices=InsuranceType.choices, default=InsuranceType.RESIDENT
+    )
+    insured_region = models.ForeignKey(
+        Region, on_delete=models.PROTECT, related_name="persons", verbose_name=_("insured region")
+    )
+    phone = models.CharField(_("phone"), max_length=20, blank=True)
+    support_categories = models.JSONField(_("support categories"), default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("person")
+        verbose_name_plural = _("persons")
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.masked_id_number}"
+
+    @property
+    def masked_id_number(self) -> str:
+        return mask_id_number(self.id_number)
+
+
+# ---------------------------------------------------------------------------
+# Applications and their state machine (§4)
+# ---------------------------------------------------------------------------
+
+
+class State(models.TextChoices):
+    SUBMITTED = "submitted", _("submitted")
+    DIAGNOSED = "diagnosed", _("diagnosed")
+    IN_REVIEW = "in_review", _("in review")
+    RETURNED = "returned", _("returned for more information")
+    APPROVED = "approved", _("approved")
+    REJECTED = "rejected", _("rejected")
+    WITHDRAWN = "withdrawn", _("withdrawn")
+    EXPIRING = "expiring", _("expiring")
+    EXPIRED = "expired", _("expired")
+    RENEWED = "renewed", _("renewed")
+    TERMINATED = "terminated", _("terminated")
+
+
+# "Active" for the concurrent limit and the one-per-disease rule (§4).
+ACTIVE_STATES: tuple[str, ...] = (
+    State.SUBMITTED,
+    State.DIAGNOSED,
+    State.IN_REVIEW,
+    State.RETURNED,
+    State.APPROVED,
+    State.EXPIRING,
+)
+# States in which an enrollment gives benefits.
+COVERING_STATES: tuple[str, ...] = (State.APPROVED, State.EXPIRING)
+
+
+class ApplicationKind(models.TextChoices):
+    NEW = "new", _("new application")
+    RENEWAL = "renewal", _("renewal (复审)")
+    TWO_DISEASES = "two_diseases", _("two diseases (两病) medication coverage")
+
+
+class TerminationReason(models.TextChoices):
+    DEATH = "death", _("death")
+    LOSS_OF_COVERAGE = "loss_of_coverage", _("loss of insurance coverage")
+    MOVED_OUT = "moved_out", _("moved out of the province")
+    CURED = "cured", _("cured")
+    DISEASE_REMOVED = "disease_removed", _("disease removed from the catalogue")
+
+
+def _can_file(instance: Application, user: Any) -> bool:
+    return roles.has_any_role(user, roles.CLINIC_STAFF, roles.ADMIN)
+
+
+def _can_diagnose(instance: Application, user: Any) -> bool:
+    return roles.has_any_role(user, roles.PHYSICIAN)
+
+
+def _can_review(instance: Application, user: Any) -> bool:
+    return roles.has_any_role(user, roles.REVIEWER, roles.ADMIN)
+
+
+def _can_approve_immediately(instance: Application, user: Any) -> bool:
+    return roles.has_any_role(user, roles.CENTER_OFFICER)
+
+
+def _can_terminate(instance: Application, user: Any) -> bool:
+    return roles.has_any_role(user, roles.REVIEWER, roles.ADMIN)
+
+
+def _is_system(instance: Application, user: Any) -> bool:
+    return roles.is_system(user)
+
+
+def _has_diagnosis(instance: Application) -> bool:
+    return bool(instance.icd10_code and instance.diagnosis_date and instance.physician_id)
+
+
+def _immediate_mode(instance: Application) -> bool:
+    return instance.disease.review_mode == ReviewMode.IMMEDIATE
+
+
+class Application(FSMModelMixin, models.Model):
+    """One person, one disease: the filing and, once approved, the enrollment it becomes."""
+
+    person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="applications", verbose_name=_("person"))
+    disease = models.ForeignKey(
+        Disease, on_delete=models.PROTECT, related_name="applications", verbose_name=_("disease")
+    )
+    kind = models.CharField(_("kind"), max_length=20, choices=ApplicationKind.choices, default=ApplicationKind.NEW)
+    renews = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="renewals",
+        verbose_name=_("renews enrollment"),
+    )
+    state = FSMField(_("state"), default=State.SUBMITTED, choices=State.choices, protected=True)
+
+    filing_institution = models.ForeignKey(
+        Institution, on_delete=models.PROTECT, related_name="filed_applications", verbose_name=_("filing institution")
+    )
+    treating_institution = models.ForeignKey(
+        Institution,
+        on_delete=models.PROTECT,
+        related_name="treated_applications",
+        verbose_name=_("treating institution"),
+    )
+    region = models.ForeignKey(
+        Region,
+        on_delete=models.PROTECT,
+        related_name="applications",
+        verbose_name=_("region"),
+        help_text=_("The person's insured region when filed: whose batch and reviewers handle it."),
+    )
+    filed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="filed_applications",
+        verbose_name=_("filed by"),
+    )
+    filed_at = models.DateTimeField(_("filed at"), default=timezone.now)
+
+    # Diagnosis (recorded by a physician of a may-diagnose institution).
+    icd10_code = models.CharField(_("ICD-10 code"), max_length=10, blank=True)
+    diagnosis_date = models.DateField(_("diagnosis date"), null=True, blank=True)
+    physician = models.ForeignKey(
+        Physician,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="diagnoses",
+        verbose_name=_("physician"),
+    )
+    diagnosed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="diagnosed_applications",
+        verbose_name=_("diagnosis recorded by"),
+    )
+    diagnosed_at = models.DateTimeField(_("diagnosed at"), null=True, blank=True)
+
+    # Decision and validity (§6).
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    valid_from = models.DateField(_("valid from"), null=True, blank=True)
+    valid_until = models.DateField(_("valid until"), null=True, blank=True)
+    decision_reason_code = models.CharField(_("decision reason code"), max_length=40, blank=True)
+    decision_reason = models.TextField(_("decision reason"), blank=True)
+    termination_reason = models.CharField(
+        _("termination reason"), max_length=30, choices=TerminationReason.choices, blank=True
+    )
+    ended_on = models.DateField(_("coverage ended on"), null=True, blank=True)
+
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-filed_at", "-id"]
+        verbose_name = _("application")
+        verbose_name_plural = _("applications")
+        constraints = [
+            # One active filing per person, disease and kind; renewals are linked to the
+            # enrollment they renew and are held to one pending renewal each instead.
+            models.UniqueConstraint(
+                fields=["person", "disease", "kind"],
+                condition=Q(state__in=ACTIVE_STATES, renews__isnull=True),
+                name="one_active_application_per_disease",
+            ),
+            models.UniqueConstraint(
+                fields=["renews"],
+                condition=Q(state__in=ACTIVE_STATES, renews__isnull=False),
+                name="one_active_renewal_per_enrollment",
+            ),
+            models.CheckConstraint(
+                condition=Q(valid_until__isnull=True)
+                | Q(valid_from__isnull=True)
+                | Q(valid_until__gte=models.F("valid_from")),
+                name="validity_period_ordered",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["person", "state"], name="app_person_state"),
+            models.Index(fields=["filing_institution", "state", "-filed_at"], name="app_filing_inst"),
+            models.Index(fields=["treating_institution", "state"], name="app_treating_inst"),
+            models.Index(fields=["region", "state", "diagnosed_at"], name="app_region_state_diag"),
+            models.Index(fields=["state", "valid_until"], name="app_state_valid_until"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.disease.code} {self.get_state_display()}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def is_covering(self) -> bool:
+        return self.state in COVERING_STATES
+
+    # -- transitions: each changes only self; services write audit and side effects --
+
+    @transition(field=state, source=State.SUBMITTED, target=State.DIAGNOSED, permission=_can_diagnose)
+    def diagnose(self, *, physician: Physician, icd10_code: str, diagnosis_date: dt.date, recorded_by: Any) -> None:
+        self.physician = physician
+        self.icd10_code = icd10_code.strip().upper()
+        self.diagnosis_date = diagnosis_date
+        self.diagnosed_by = recorded_by
+        self.diagnosed_at = timezone.now()
+
+    @transition(
+        field=state,
+        source=[State.SUBMITTED, State.DIAGNOSED, State.RETURNED],
+        target=State.WITHDRAWN,
+        permission=_can_file,
+    )
+    def withdraw(self) -> None:
+        self.decided_at = timezone.now()
+
+    @transition(
+        field=state, source=State.DIAGNOSED, target=State.IN_REVIEW, conditions=[_has_diagnosis], permission=_is_system
+    )
+    def enqueue(self) -> None:
+        pass
+
+    @transition(field=state, source=State.IN_REVIEW, target=State.APPROVED, permission=_can_review)
+    def approve(self, *, valid_from: dt.date, valid_until: dt.date | None) -> None:
+        self._set_validity(valid_from, valid_until)
+
+    @transition(
+        field=state,
+        source=State.DIAGNOSED,
+        target=State.APPROVED,
+        conditions=[_has_diagnosis, _immediate_mode],
+        permission=_can_approve_immediately,
+    )
+    def approve_immediately(self, *, valid_from: dt.date, valid_until: dt.date | None) -> None:
+        self._set_validity(valid_from, valid_until)
+
+    @transition(field=state, source=State.IN_REVIEW, target=State.REJECTED, permission=_can_review)
+    def reject(self, *, reason_code: str, reason: str) -> None:
+        self.decided_at = timezone.now()
+        self.decision_reason_code = reason_code
+        self.decision_reason = reason
+
+    @transition(field=state, source=State.IN_REVIEW, target=State.RETURNED, permission=_can_review)
+    def return_for_information(self, *, missing: str) -> None:
+        self.decision_reason_code = "more_information"
+        self.decision_reason = missing
+
+    @transition(field=state, source=State.RETURNED, target=State.DIAGNOSED, permission=_can_file)
+    def resubmit(self) -> None:
+        self.decision_reason_code = ""
+        self.decision_reason = ""
+
+    @transition(field=state, source=State.APPROVED, target=State.EXPIRING, permission=_is_system)
+    def mark_expiring(self) -> None:
+        pass
+
+    @transition(field=state, source=[State.APPROVED, State.EXPIRING], target=State.EXPIRED, permission=_is_system)
+    def expire(self) -> None:
+        self.ended_on = self.valid_until
+
+    @transition(field=state, source=[State.APPROVED, State.EXPIRING], target=State.RENEWED)
+    def supersede(self) -> None:
+        self.ended_on = self.valid_until
+
+    @transition(
+        field=state, source=[State.APPROVED, State.EXPIRING], target=State.TERMINATED, permission=_can_terminate
+    )
+    def terminate(self, *, reason: str, ended_on: dt.date) -> None:
+        self.termination_reason = reason
+        self.ended_on = ended_on
+
+    def _set_validity(self, valid_from: dt.date, valid_until: dt.date | None) -> None:
+        self.decided_at = timezone.now()
+        self.valid_from = valid_from
+        self.valid_until = valid_until
+
+
+def document_upload_to(instance: Document, filename: str) -> str:
+    # The stored name never reuses the uploaded one: it may hold a patient's name.
+    return f"documents/{instance.application_id}/{instance.sha256[:16]}{instance.extension}"
+
+
+class Document(models.Model):
+    """Evidence attached to an application: diagnosis certificate, test reports, …"""
+
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="documents", verbose_name=_("application")
+    )
+    doc_type = models.CharField(_("document type"), max_length=30, choices=DocumentType.choices)
+    file = models.FileField(_("file"), upload_to=document_upload_to, max_length=200)
+    original_name = models.CharField(_("original file name"), max_length=255)
+    content_type = models.CharField(_("content type"), max_length=100)
+    extension = models.CharField(max_length=10)
+    size = models.PositiveIntegerField(_("size (bytes)"))
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    uploaded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["uploaded_at", "id"]
+        verbose_name = _("document")
+        verbose_name_plural = _("documents")
+
+    def __str__(self) -> str:
+        return f"{self.get_doc_type_display()} #{self.pk}"
+
+
+# ---------------------------------------------------------------------------
+# Audit trail
+# ---------------------------------------------------------------------------
+
+
+class AppendOnlyError(Exception):
+    """Raised when code tries to change or delete an audit row."""
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError("The audit log is append-only.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("The audit log is append-only.")
+
+
+class AuditEntry(models.Model):
+    """One row per state change of an application, written in the same transaction as the change."""
+
+    application = models.ForeignKey(
+        Application, on_delete=models.PROTECT, related_name="audit_entries", verbose_name=_("application")
+    )
+    transition = models.CharField(_("transition"), max_length=40)
+    from_state = models.CharField(_("from"), max_length=20, blank=True)
+    to_state = models.CharField(_("to"), max_length=20)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="audit_entries",
+        verbose_name=_("actor"),
+    )
+    is_system = models.BooleanField(_("by the system"), default=False)
+    at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
+    reason_code = models.CharField(_("reason code"), max_length=40, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
+    batch = models.ForeignKey(
+        "reviews.ReviewBatch",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="audit_entries",
+        verbose_name=_("batch"),
+    )
+    stage = models.CharField(_("review stage"), max_length=30, blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit entries")
+        indexes = [models.Index(fields=["application", "at"], name="audit_app_at")]
+
+    def __str__(self) -> str:
+        return f"{self.application_id}: {self.from_state} → {self.to_state} ({self.transition})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise AppendOnlyError("The audit log is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("The audit log is append-only.")
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a POST carrying an Idempotency-Key, replayed for retries."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key}"

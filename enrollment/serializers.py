@@ -1,0 +1,231 @@
+"""Thin DRF serializers: shape input and output; the services decide."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from enrollment.models import (
+    Application,
+    AuditEntry,
+    Disease,
+    Document,
+    DocumentType,
+    Institution,
+    InsuranceType,
+    Person,
+    Region,
+    SupportCategory,
+    TerminationReason,
+)
+
+
+class RegionField(serializers.SlugRelatedField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(slug_field="code", queryset=Region.objects.all(), **kwargs)
+
+
+class PersonSerializer(serializers.ModelSerializer):
+    """One person looked up by their full ID number: the caller already knows the number."""
+
+    insured_region = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = Person
+        fields = [
+            "id",
+            "id_number",
+            "name",
+            "sex",
+            "birth_date",
+            "insurance_number",
+            "insurance_type",
+            "insured_region",
+            "phone",
+            "support_categories",
+        ]
+
+
+class PersonListSerializer(serializers.ModelSerializer):
+    id_number = serializers.CharField(source="masked_id_number", read_only=True)
+    insured_region = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = Person
+        fields = ["id", "id_number", "name", "sex", "birth_date", "insurance_type", "insured_region"]
+
+
+class PersonWriteSerializer(serializers.Serializer):
+    id_number = serializers.CharField(max_length=30)
+    name = serializers.CharField(max_length=50)
+    insured_region = RegionField()
+    insurance_type = serializers.ChoiceField(choices=InsuranceType.choices, default=InsuranceType.RESIDENT)
+    insurance_number = serializers.CharField(max_length=30, required=False, allow_blank=True, default="")
+    phone = serializers.RegexField(r"^\+?[0-9\- ]{0,20}$", required=False, allow_blank=True, default="")
+    support_categories = serializers.ListField(
+        child=serializers.ChoiceField(choices=SupportCategory.choices), required=False, default=list
+    )
+
+
+class DiseaseSerializer(serializers.ModelSerializer):
+    exclusive_with = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+
+    class Meta:
+        model = Disease
+        fields = [
+            "code",
+            "name",
+            "disease_type",
+            "validity_months",
+            "counts_toward_limit",
+            "min_institution_level",
+            "min_physician_title",
+            "required_documents",
+            "review_mode",
+            "icd10_prefixes",
+            "exclusive_with",
+            "active",
+            "catalogue_version",
+        ]
+
+
+class InstitutionSerializer(serializers.ModelSerializer):
+    region = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = Institution
+        fields = ["code", "name", "level", "region", "may_diagnose"]
+
+
+class ApplicationListSerializer(serializers.ModelSerializer):
+    person_name = serializers.CharField(source="person.name", read_only=True)
+    person_id_number = serializers.CharField(source="person.masked_id_number", read_only=True)
+    disease = serializers.CharField(source="disease.code", read_only=True)
+    disease_name = serializers.CharField(source="disease.name", read_only=True)
+    filing_institution = serializers.CharField(source="filing_institution.code", read_only=True)
+    treating_institution = serializers.CharField(source="treating_institution.code", read_only=True)
+    region = serializers.CharField(source="region.code", read_only=True)
+
+    class Meta:
+        model = Application
+        fields = [
+            "id",
+            "person_name",
+            "person_id_number",
+            "disease",
+            "disease_name",
+            "kind",
+            "state",
+            "filing_institution",
+            "treating_institution",
+            "region",
+            "filed_at",
+            "diagnosed_at",
+            "decided_at",
+            "valid_from",
+            "valid_until",
+            "renews",
+        ]
+
+
+class DocumentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Document
+        fields = ["id", "doc_type", "original_name", "content_type", "size", "sha256", "uploaded_at"]
+
+
+class AuditEntrySerializer(serializers.ModelSerializer):
+    actor = serializers.SerializerMethodField()
+    batch = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AuditEntry
+        fields = [
+            "id",
+            "transition",
+            "from_state",
+            "to_state",
+            "actor",
+            "is_system",
+            "at",
+            "reason_code",
+            "reason",
+            "batch",
+            "stage",
+        ]
+
+    @extend_schema_field(serializers.CharField())
+    def get_actor(self, entry: AuditEntry) -> str:
+        if entry.is_system or entry.actor is None:
+            return "system"
+        return entry.actor.get_username()
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_batch(self, entry: AuditEntry) -> str | None:
+        return str(entry.batch) if entry.batch_id else None
+
+
+class ApplicationDetailSerializer(ApplicationListSerializer):
+    icd10_code = serializers.CharField(read_only=True)
+    physician = serializers.CharField(source="physician.licence_number", read_only=True, default=None)
+    documents = DocumentSerializer(many=True, read_only=True)
+    timeline = AuditEntrySerializer(source="audit_entries", many=True, read_only=True)
+
+    class Meta(ApplicationListSerializer.Meta):
+        fields = [
+            *ApplicationListSerializer.Meta.fields,
+            "icd10_code",
+            "diagnosis_date",
+            "physician",
+            "decision_reason_code",
+            "decision_reason",
+            "termination_reason",
+            "ended_on",
+            "documents",
+            "timeline",
+        ]
+
+
+class ApplicationCreateSerializer(serializers.Serializer):
+    id_number = serializers.CharField(max_length=30, help_text=_("The person's 身份证号; register new persons first."))
+    disease = serializers.SlugRelatedField(slug_field="code", queryset=Disease.objects.all())
+    treating_institution = serializers.SlugRelatedField(slug_field="code", queryset=Institution.objects.all())
+
+
+class DiagnoseSerializer(serializers.Serializer):
+    icd10_code = serializers.RegexField(r"^[A-Za-z]\d{2}(\.?\w{0,4})?$", max_length=10)
+    diagnosis_date = serializers.DateField()
+    certificate = serializers.FileField(required=False, help_text=_("The diagnosis certificate (PDF/JPEG/PNG)."))
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class TerminateSerializer(serializers.Serializer):
+    reason = serializers.ChoiceField(choices=TerminationReason.choices)
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    ended_on = serializers.DateField(required=False)
+
+
+class DocumentUploadSerializer(serializers.Serializer):
+    doc_type = serializers.ChoiceField(choices=DocumentType.choices)
+    file = serializers.FileField(allow_empty_file=True)
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(style={"input_type": "password"})
+
+
+class TokenResponseSerializer(serializers.Serializer):
+    token = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.JSONField()
