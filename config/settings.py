@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -189,6 +190,23 @@ else:
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ROUTES = {
+    "reviews.tasks.*": {"queue": "batch"},
+    "enrollment.tasks.sweep_*": {"queue": "batch"},
+    "enrollment.tasks.send_*": {"queue": "reminders"},
+}
+# Beat only scans the database; it never schedules far-future ETA tasks (DESIGN §7).
+CELERY_BEAT_SCHEDULE = {
+    # Runs daily; each region's batch is assembled on its policy's batch day (default the 1st).
+    "monthly-review-batches": {
+        "task": "reviews.tasks.assemble_due_batches",
+        "schedule": crontab(hour=2, minute=0),
+    },
+    "daily-validity-sweep": {
+        "task": "enrollment.tasks.sweep_validity",
+        "schedule": crontab(hour=1, minute=0),
+    },
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # The "system" actor recorded in the audit trail for beat jobs.
