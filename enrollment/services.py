@@ -489,6 +489,8 @@ def application_approve(
 # Documents
 # ---------------------------------------------------------------------------
 
+# Django itself truncates uploaded names to 255 characters; anything this long is not a real scan's name.
+MAX_FILENAME_LENGTH = 200
 ALLOWED_DOCUMENT_TYPES: dict[str, tuple[str, ...]] = {
     # extension: (content type, magic prefixes)
     ".pdf": ("application/pdf", b"%PDF-"),
@@ -519,8 +521,13 @@ def _prepare_document(doc_type: str, upload: UploadedFile) -> PreparedDocument:
             details={"field": "doc_type"},
         )
     original = (upload.name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    if not original or len(original) > 255:
-        raise InvalidInput(_("The file name is empty or longer than 255 characters."), code="invalid_document")
+    if not original or len(original) > MAX_FILENAME_LENGTH:
+        raise InvalidInput(
+            _("The file name is empty or longer than %(max)d characters; rename the file and upload it again.")
+            % {"max": MAX_FILENAME_LENGTH},
+            code="invalid_document",
+            details={"field": "file"},
+        )
     extension = ("." + original.rsplit(".", 1)[-1].lower()) if "." in original else ""
     if extension not in ALLOWED_DOCUMENT_TYPES:
         raise InvalidInput(

@@ -46,8 +46,10 @@ def pytest_sessionstart(session: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _media_root(tmp_path: Any, settings: Any) -> None:
+def _test_settings(tmp_path: Any, settings: Any) -> None:
     settings.MEDIA_ROOT = str(tmp_path / "media")
+    # Password hashing is not under test here; the default hasher costs ~0.3 s per user.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def pdf_upload(name: str = "certificate.pdf", content: bytes = PDF_BYTES) -> SimpleUploadedFile:
