@@ -6,9 +6,11 @@ import os
 from pathlib import Path
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+QUEUES = ("default", "batch", "reminders")
 
 app = Celery("enrollment_service")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -20,7 +22,7 @@ app.conf.update(
     timezone="Asia/Shanghai",
     enable_utc=True,
     task_default_queue="default",
-    task_queues=[Queue("default"), Queue("batch"), Queue("reminders")],
+    task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES],
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
 )
