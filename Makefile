@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PORT ?= 8000
 DEMO_PASSWORD ?= demo-pass-2026
 
-.PHONY: run test install lint check-services clean
+.PHONY: run test install lint check-services clean browser messages
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -30,7 +30,21 @@ run: install
 	@echo
 	PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
-test: install
+# The end-to-end tests drive Debian's headless Chromium; a Chinese font makes the screenshots legible.
+BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-zenhei
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list :lang=zh 2>/dev/null | grep -q .; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); \
+	elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); \
+	else echo "Install $(BROWSER_PACKAGES) for the browser tests (they are skipped without them outside CI)"; fi
+
+# Translators: refresh the catalogue after changing strings, translate, then compile. The compiled .mo
+# is committed so that a machine without gettext serves Chinese; a test fails when it is stale.
+messages: install
+	$(BIN)/python manage.py makemessages -l zh_Hans --no-obsolete --ignore=.venv --ignore=var --ignore=tests --ignore=bench --ignore=control
+	$(BIN)/python manage.py compilemessages -l zh_Hans
+
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run

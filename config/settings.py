@@ -7,11 +7,13 @@ small typed helpers below; defaults give a working development set-up with no se
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -76,12 +78,16 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "axes",
+    "csp",
     "enrollment",
     "reviews",
+    "interop",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -89,6 +95,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a lockout flagged during authentication into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -125,6 +133,11 @@ IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.post
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out user name + address before any password is checked (django-axes).
+    "config.security.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -172,6 +185,15 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per shared choice set (else `check --deploy --fail-level WARNING` fails on drf_spectacular.W001).
+    "ENUM_NAME_OVERRIDES": {
+        "InstitutionLevelEnum": "enrollment.models.InstitutionLevel",
+        "TerminationReasonEnum": "enrollment.models.TerminationReason",
+        "ApplicationStateEnum": "enrollment.models.State",
+        "BatchStateEnum": "reviews.models.BatchState",
+        "ReminderStatusEnum": "enrollment.models.ReminderStatus",
+        "ReminderChannelEnum": "enrollment.models.ReminderChannel",
+    },
 }
 
 # Celery: Redis when REDIS_URL is set; otherwise an embedded filesystem broker so that a
@@ -212,13 +234,49 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # The "system" actor recorded in the audit trail for beat jobs.
 SYSTEM_USERNAME = "system"
 
+# Expiry reminders (DESIGN §6): SMS to the patient through a pluggable backend, e-mail to the filing clinic.
+SMS_BACKEND = env_str("SMS_BACKEND", "enrollment.notifications.LogSMSBackend")
+SMS_GATEWAY_URL = env_str("SMS_GATEWAY_URL", "")
+SMS_GATEWAY_TOKEN = env_str("SMS_GATEWAY_TOKEN", "")
+SMS_GATEWAY_TIMEOUT = env_int("SMS_GATEWAY_TIMEOUT", 10)
+REMINDER_MAX_ATTEMPTS = env_int("REMINDER_MAX_ATTEMPTS", 5)
+VALIDITY_SWEEP_CHUNK_SIZE = env_int("VALIDITY_SWEEP_CHUNK_SIZE", 1000)
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "no-reply@enrollment.invalid")
+
+# Reviews (DESIGN §5): default stages per disease type (a disease's own review_stages override them),
+# how long a claimed queue item stays with its reviewer, and the batch-assembly chunk size.
+REVIEW_STAGES = {"11": ["initial_review"], "12": ["initial_review", "recheck", "approval"]}
+REVIEW_LEASE_MINUTES = env_int("REVIEW_LEASE_MINUTES", 30)
+REVIEW_BATCH_CHUNK_SIZE = env_int("REVIEW_BATCH_CHUNK_SIZE", 1000)
+# 两病 medication coverage: a rejection of these codes for "criteria not met" may enrol the person in it.
+TWO_DISEASES_CODES = ("M03900", "M01600")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Defence in depth: the code never logs ID numbers (tests/security scan for it); the filter masks any that slip in.
+    "filters": {"redact_personal_data": {"()": "config.redaction.RedactPersonalData"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_personal_data"]}
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Logger-level filters run before every handler (mail_admins, shippers, the runserver log).
+        "django.request": {"filters": ["redact_personal_data"]},
+        "django.security": {"filters": ["redact_personal_data"]},
+        "django.server": {"filters": ["redact_personal_data"]},
+    },
 }
 
 if PRODUCTION:
@@ -233,3 +291,45 @@ if PRODUCTION:
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- Security hardening (issue 7): cookies, CSP, login throttling --------------------------------
+# A clerk's session lasts a working day; closing the browser on a shared counter PC ends it.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Load balancers probe /health/ over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
+
+# Content-Security-Policy (django-csp 4): only this origin's scripts and styles, so templates carry no
+# inline <script>, on*= handlers, <style> blocks or style= attributes; JS and CSS live in static files.
+# /api/docs/ (Swagger UI) loosens it for its own view only (config/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# Login throttling (django-axes) for the web login and POST /api/v1/auth/token/: after
+# LOGIN_FAILURE_LIMIT failures the user name is locked from that address for LOGIN_LOCKOUT_MINUTES.
+# Keyed on name + address together so that one clinic's NAT address cannot lock out its colleagues
+# and nobody can lock a user out from elsewhere.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "config.security.lockout_response"
+# The client address comes from REMOTE_ADDR unless the operator names the header a trusted proxy sets
+# (e.g. CLIENT_IP_HEADERS=HTTP_X_REAL_IP): a client-supplied X-Forwarded-For must not reset the count.
+AXES_IPWARE_META_PRECEDENCE_ORDER = env_list("CLIENT_IP_HEADERS", ["REMOTE_ADDR"])

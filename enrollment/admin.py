@@ -7,6 +7,7 @@ from enrollment.models import (
     Document,
     Institution,
     Person,
+    PersonalDataAccess,
     Physician,
     Policy,
     Region,
@@ -116,3 +117,14 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 class DocumentAdmin(ReadOnlyAdmin):
     list_display = ["application", "doc_type", "size", "uploaded_at"]
     list_select_related = ["application__disease", "application__person"]
+
+
+@admin.register(PersonalDataAccess)
+class PersonalDataAccessAdmin(ReadOnlyAdmin):
+    """Who was shown whose full record, when and why (DESIGN §10); read-only."""
+
+    list_display = ["at", "viewer", "person", "application", "purpose", "reason"]
+    list_filter = ["purpose"]
+    list_select_related = ["viewer", "person", "application__disease", "application__person"]
+    search_fields = ["viewer__username"]
+    date_hierarchy = "at"

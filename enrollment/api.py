@@ -8,6 +8,7 @@ import django_filters
 from django.contrib.auth import authenticate
 from django.db.models import Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
@@ -18,31 +19,39 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from enrollment import selectors, services
+from enrollment import roles, selectors, services
 from enrollment.api_support import IdempotentPostMixin
 from enrollment.errors import InvalidInput, NotPermitted
 from enrollment.idnumbers import parse_id_number
-from enrollment.models import Application, AuditEntry, Disease, Institution, State
+from enrollment.models import Application, AuditEntry, Disease, Institution, State, mask_id_number
 from enrollment.serializers import (
     ApplicationCreateSerializer,
     ApplicationDetailSerializer,
     ApplicationListSerializer,
+    CoverageQuerySerializer,
+    CoverageSerializer,
     DiagnoseSerializer,
     DiseaseSerializer,
     DocumentSerializer,
     DocumentUploadSerializer,
     ErrorSerializer,
+    InboxReminderSerializer,
     InstitutionSerializer,
     PersonListSerializer,
     PersonSerializer,
     PersonWriteSerializer,
     ReasonSerializer,
+    ReminderSerializer,
+    RenewSerializer,
     TerminateSerializer,
     TokenRequestSerializer,
     TokenResponseSerializer,
 )
 
 ERRORS = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
+ACCESS_REASON = OpenApiParameter(
+    "reason", str, required=False, description="Why the full record is viewed; kept in the access log (≤ 500)."
+)
 
 
 class TokenView(APIView):
@@ -82,7 +91,10 @@ class PersonViewSet(IdempotentPostMixin, mixins.ListModelMixin, viewsets.Generic
         return selectors.persons_visible_to(self.request.user).order_by("id")
 
     @extend_schema(
-        parameters=[OpenApiParameter("id_number", str, required=True, description="18-character 身份证号")],
+        parameters=[
+            OpenApiParameter("id_number", str, required=True, description="18-character 身份证号"),
+            ACCESS_REASON,
+        ],
         responses={200: PersonSerializer, **ERRORS},
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -100,6 +112,12 @@ class PersonViewSet(IdempotentPostMixin, mixins.ListModelMixin, viewsets.Generic
                 },
                 status=status.HTTP_404_NOT_FOUND,
             )
+        services.personal_data_access_record(
+            viewer=request.user,
+            person=person,
+            purpose="person_lookup",
+            reason=request.query_params.get("reason", ""),
+        )
         return Response(PersonSerializer(person).data)
 
     @extend_schema(request=PersonWriteSerializer, responses={201: PersonSerializer, **ERRORS})
@@ -162,6 +180,22 @@ class ApplicationViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_serializer_class(self) -> type:
         return ApplicationDetailSerializer if self.action != "list" else ApplicationListSerializer
+
+    @extend_schema(parameters=[ACCESS_REASON], responses={200: ApplicationDetailSerializer, **ERRORS})
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Roles that see the full 身份证号 get it here, and the viewing is written to the access log."""
+        application = self.get_object()
+        data = ApplicationDetailSerializer(application).data
+        if selectors.may_see_full_id_number(request.user, application):
+            services.personal_data_access_record(
+                viewer=request.user,
+                person=application.person,
+                application=application,
+                purpose="application_detail",
+                reason=request.query_params.get("reason", ""),
+            )
+            data["person_id_number"] = application.person.id_number
+        return Response(data)
 
     def _visible(self, pk: Any) -> Application:
         return get_object_or_404(selectors.applications_visible_to(self.request.user), pk=pk)
@@ -259,3 +293,79 @@ class ApplicationViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
             upload=serializer.validated_data["file"],
         )
         return Response(DocumentSerializer(document).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=RenewSerializer, responses={201: ApplicationDetailSerializer, **ERRORS})
+    @action(detail=True, methods=["post"])
+    def renew(self, request: Request, pk: str | None = None) -> Response:
+        """File the renewal (复审) of this enrollment; after it lapsed, a new application."""
+        application = self._visible(pk)
+        serializer = RenewSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        renewal = services.application_renew(
+            application_id=application.pk,
+            actor=request.user,
+            treating_institution=serializer.validated_data.get("treating_institution"),
+        )
+        return self._detail(renewal.pk, status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: ReminderSerializer(many=True), **ERRORS})
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
+    def reminders(self, request: Request, pk: str | None = None) -> Response:
+        """The expiry reminders of this enrollment, every channel, with their delivery status."""
+        application = self._visible(pk)
+        return Response(ReminderSerializer(selectors.reminders_of(application), many=True).data)
+
+
+class ReminderInboxViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The clinic's in-app list of expiry reminders (``?unread=1`` for the unread ones)."""
+
+    serializer_class = InboxReminderSerializer
+
+    def get_queryset(self) -> QuerySet:
+        queryset = selectors.reminder_inbox(self.request.user)
+        if self.request.query_params.get("unread") in {"1", "true", "yes"}:
+            queryset = queryset.filter(read_at__isnull=True)
+        return queryset
+
+    @extend_schema(request=None, responses={200: InboxReminderSerializer, **ERRORS})
+    @action(detail=True, methods=["post"])
+    def read(self, request: Request, pk: str | None = None) -> Response:
+        reminder = services.reminder_mark_read(reminder_id=int(pk or 0), actor=request.user)
+        return Response(InboxReminderSerializer(reminder).data)
+
+
+class CoverageView(APIView):
+    """Was the person covered for the disease on the date, and under which decision (DESIGN §6)?"""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("id_number", str, required=True, description="18-character 身份证号"),
+            OpenApiParameter("disease", str, required=True, description="national disease code, e.g. M03900"),
+            OpenApiParameter("date", str, required=False, description="YYYY-MM-DD; default today"),
+        ],
+        responses={200: CoverageSerializer, **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        if not roles.role_names(request.user):
+            raise NotPermitted(_("Your account has no role that may query coverage."))
+        query = CoverageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        parsed = parse_id_number(data["id_number"])
+        disease = Disease.objects.filter(code=data["disease"].strip().upper()).first()
+        if disease is None:
+            raise InvalidInput(
+                _("Unknown disease code %(code)s.") % {"code": data["disease"]},
+                code="unknown_disease",
+                details={"field": "disease"},
+            )
+        on = data.get("date") or timezone.localdate()
+        person = selectors.person_by_id_number(request.user, parsed.number)
+        if person is None:
+            answer = selectors.CoverageAnswer(on=on, covered=False, reason="not_enrolled")
+        else:
+            answer = selectors.coverage_on(person=person, disease=disease, on=on)
+        body = dict(CoverageSerializer(answer).data)
+        body["person"] = {"id_number": mask_id_number(parsed.number), "registered": person is not None}
+        body["disease"] = {"code": disease.code, "name": disease.name}
+        return Response(body)

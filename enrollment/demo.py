@@ -113,10 +113,18 @@ def seed_users(password: str) -> list[tuple[str, str, str]]:
 
 
 def seed_applications(count: int = 36, seed: int = 7) -> int:
-    """File, diagnose and move applications through the states reached so far, through the services."""
+    """File, diagnose, batch and decide applications through the services.
+
+    By ``i % 6``: submitted, withdrawn, diagnosed after the batch (waiting for next month), and three
+    fates inside this month's review batch of 富民县: still pending (special diseases past their initial
+    review, waiting at re-check), and decided at the initial review (approved, returned, rejected).
+    """
+    from reviews import services as review_services
+
     rng = random.Random(seed)
     clerk = User.objects.get(username="clinic_county")
     doctor = User.objects.get(username="doctor")
+    reviewer = User.objects.get(username="reviewer")
     system = services.get_system_user()
     county_hospital = Institution.objects.get(code="H53012401")
     fumin = Region.objects.get(code="530124")
@@ -126,6 +134,8 @@ def seed_applications(count: int = 36, seed: int = 7) -> int:
     )
     made = 0
     today = timezone.localdate()
+    after_batch: list[tuple[Any, Disease]] = []
+    in_batch: dict[int, int] = {}  # application id -> i
     for i in range(count):
         birth = dt.date(1940 + rng.randrange(50), rng.randrange(1, 13), rng.randrange(1, 28))
         person = services.person_register(
@@ -147,20 +157,70 @@ def seed_applications(count: int = 36, seed: int = 7) -> int:
         if fate == 1:
             services.application_withdraw(application_id=application.pk, actor=clerk, reason="申请人自愿撤回")
             continue
-        documents = [(doc, demo_pdf(f"{doc}.pdf")) for doc in disease.required_documents]
-        services.application_diagnose(
-            application_id=application.pk,
-            actor=doctor,
-            icd10_code=_icd_for(disease),
-            diagnosis_date=today - dt.timedelta(days=rng.randrange(3, 60)),
-            documents=documents,
-        )
         if fate in (2, 3):
-            continue  # diagnosed, waits for the monthly batch
-        with transaction.atomic():
-            locked = services.lock_application(application.pk)
-            services.run_transition(application=locked, name="enqueue", actor=system)
+            after_batch.append((application, disease))  # diagnosed after the batch: waits for next month
+            continue
+        _diagnose(application, disease, doctor, today - dt.timedelta(days=rng.randrange(3, 60)))
+        in_batch[application.pk] = i
+
+    if in_batch:
+        # This month's batch, cut off now so that the applications diagnosed above are in it.
+        batch = review_services.batch_assemble(
+            region_id=fumin.pk, period=f"{today:%Y-%m}", actor=system, cutoff=timezone.now()
+        )
+        _decide_demo_batch(batch, in_batch, reviewer)
+    for application, disease in after_batch:
+        _diagnose(application, disease, doctor, today - dt.timedelta(days=rng.randrange(1, 20)))
     return made
+
+
+def _diagnose(application: Any, disease: Disease, doctor: Any, day: dt.date) -> None:
+    documents = [(doc, demo_pdf(f"{doc}.pdf")) for doc in disease.required_documents]
+    services.application_diagnose(
+        application_id=application.pk,
+        actor=doctor,
+        icd10_code=_icd_for(disease),
+        diagnosis_date=day,
+        documents=documents,
+    )
+
+
+def _decide_demo_batch(batch: Any, in_batch: dict[int, int], reviewer: Any) -> None:
+    from django.conf import settings
+
+    from reviews import services as review_services
+    from reviews.models import ReviewItem
+
+    review_services.queue_claim(actor=reviewer, count=200, stage="initial_review")
+    outcomes = ["approve", "return", "reject", "approve"]
+    decided = 0
+    for item in ReviewItem.objects.filter(batch=batch).select_related("application__disease").order_by("id"):
+        i = in_batch[item.application_id]
+        if len(item.stages) > 1:
+            # Special diseases: initial review passed, waiting for the re-check (rechecker).
+            review_services.review_decide(item_id=item.pk, actor=reviewer, decision="approve", reason="材料齐全")
+            continue
+        if i % 6 == 4:
+            continue  # pending at the initial review
+        decision = outcomes[decided % len(outcomes)]
+        decided += 1
+        if decision == "approve":
+            review_services.review_decide(item_id=item.pk, actor=reviewer, decision="approve", reason="符合认定标准")
+        elif decision == "return":
+            review_services.review_decide(
+                item_id=item.pk, actor=reviewer, decision="return", reason="请补充近三个月的检查报告"
+            )
+        else:
+            two_diseases = item.application.disease.code in settings.TWO_DISEASES_CODES
+            review_services.review_decide(
+                item_id=item.pk,
+                actor=reviewer,
+                decision="reject",
+                reason_code="criteria_not_met",
+                reason="未达到门诊慢性病认定标准",
+                two_diseases=two_diseases,
+            )
+    review_services.queue_release(actor=reviewer)
 
 
 def _icd_for(disease: Disease) -> str:

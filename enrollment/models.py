@@ -712,3 +712,129 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key}"
+
+
+# ---------------------------------------------------------------------------
+# Expiry reminders (§6)
+# ---------------------------------------------------------------------------
+
+
+class ReminderChannel(models.TextChoices):
+    SMS = "sms", _("SMS to the patient")
+    EMAIL = "email", _("e-mail to the filing clinic")
+    IN_APP = "in_app", _("in-app notice to the filing clinic")
+
+
+class ReminderStatus(models.TextChoices):
+    PENDING = "pending", _("pending")
+    SENDING = "sending", _("sending")
+    SENT = "sent", _("sent")
+    FAILED = "failed", _("failed")
+    CANCELLED = "cancelled", _("cancelled")
+    SKIPPED = "skipped", _("skipped")
+
+
+class Reminder(models.Model):
+    """One expiry reminder of one enrollment at one offset on one channel (到期提醒).
+
+    The row is created before anything is sent and the unique constraint below is what makes a
+    reminder go out at most once, however often the sweep runs and however many workers run it.
+    ``sending`` is the claim a worker takes before calling the gateway; a row left ``sending`` by a
+    crashed worker is never sent again automatically (it may have gone out), an operator decides.
+    """
+
+    application = models.ForeignKey(
+        Application, on_delete=models.PROTECT, related_name="reminders", verbose_name=_("enrollment")
+    )
+    offset_days = models.PositiveSmallIntegerField(_("days before expiry"))
+    channel = models.CharField(_("channel"), max_length=10, choices=ReminderChannel.choices)
+    due_on = models.DateField(_("due on"))
+    valid_until = models.DateField(_("enrollment valid until"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=ReminderStatus.choices, default=ReminderStatus.PENDING
+    )
+    institution = models.ForeignKey(
+        Institution,
+        on_delete=models.PROTECT,
+        related_name="reminders",
+        verbose_name=_("filing institution"),
+    )
+    recipient = models.CharField(_("recipient"), max_length=1000, blank=True)
+    subject = models.CharField(_("subject"), max_length=200, blank=True)
+    message = models.TextField(_("message"))
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-due_on", "-offset_days", "channel"]
+        verbose_name = _("reminder")
+        verbose_name_plural = _("reminders")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["application", "offset_days", "channel"], name="one_reminder_per_offset_and_channel"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["institution", "channel", "-created_at"], name="reminder_inbox"),
+            models.Index(fields=["status", "created_at"], name="reminder_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.application_id} −{self.offset_days}d {self.channel} {self.status}"
+
+
+# ---------------------------------------------------------------------------
+# Who viewed whose full record (§10)
+# ---------------------------------------------------------------------------
+
+
+class AccessPurpose(models.TextChoices):
+    PERSON_LOOKUP = "person_lookup", _("person looked up by full ID number")
+    APPLICATION_DETAIL = "application_detail", _("application shown with the full ID number")
+
+
+class PersonalDataAccess(models.Model):
+    """One viewing of a full, unmasked record: who, whose, when, why. Append-only, like the audit trail."""
+
+    viewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("viewed by")
+    )
+    person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="access_log", verbose_name=_("person"))
+    application = models.ForeignKey(
+        Application,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="access_log",
+        verbose_name=_("application"),
+    )
+    purpose = models.CharField(_("what was viewed"), max_length=30, choices=AccessPurpose.choices)
+    reason = models.CharField(_("reason given"), max_length=500, blank=True)
+    at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
+
+    # Same guard as AuditEntry: no update or delete through the ORM.
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = _("personal data access")
+        verbose_name_plural = _("personal data accesses")
+        indexes = [
+            models.Index(fields=["person", "at"], name="access_person_at"),
+            models.Index(fields=["viewer", "at"], name="access_viewer_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.viewer_id} viewed person {self.person_id} ({self.purpose}) at {self.at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise AppendOnlyError("The access log is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("The access log is append-only.")

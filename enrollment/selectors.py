@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ from django.utils.translation import gettext as _
 from enrollment import roles
 from enrollment.models import (
     ACTIVE_STATES,
+    COVERING_STATES,
     Application,
     ApplicationKind,
     AuditEntry,
@@ -20,6 +22,9 @@ from enrollment.models import (
     Person,
     Policy,
     Region,
+    Reminder,
+    ReminderChannel,
+    ReminderStatus,
     State,
 )
 
@@ -241,3 +246,283 @@ def states_summary(queryset: QuerySet[Application]) -> dict[str, int]:
 
     counts = dict(queryset.order_by().values_list("state").annotate(n=Count("id")))
     return {state: counts.get(state, 0) for state in State.values}
+
+
+# ---------------------------------------------------------------------------
+# Web pages: what the viewer may see and do on one application (issue 5)
+# ---------------------------------------------------------------------------
+
+
+def on_filing_side(user: Any, application: Application) -> bool:
+    """Staff of the filing or treating institution (or an administrator): who may act for the applicant."""
+    if roles.has_any_role(user, roles.ADMIN):
+        return True
+    institution = user_institution(user)
+    return institution is not None and institution.pk in (
+        application.filing_institution_id,
+        application.treating_institution_id,
+    )
+
+
+def may_see_full_id_number(user: Any, application: Application) -> bool:
+    """The full 身份证号 is shown to the clerks who identify the applicant; everyone else sees it masked (§10)."""
+    return roles.has_any_role(user, roles.ADMIN) or (
+        roles.has_any_role(user, roles.CLINIC_STAFF) and on_filing_side(user, application)
+    )
+
+
+def application_actions_for(user: Any, application: Application) -> list[str]:
+    """The core transitions ``user`` may start on ``application`` now, mirroring the services' own checks.
+
+    Review decisions (approve / reject / return) are taken from the reviewer queue, not from here.
+    """
+    from django_fsm import can_proceed, has_transition_perm
+
+    actions: list[str] = []
+    if can_proceed(application.diagnose) and has_transition_perm(application.diagnose, user):
+        physician = getattr(user, "physician", None)
+        if physician is not None and physician.institution_id in (
+            application.treating_institution_id,
+            application.filing_institution_id,
+        ):
+            actions.append("diagnose")
+    for name in ("withdraw", "resubmit"):
+        method = getattr(application, name)
+        if can_proceed(method) and has_transition_perm(method, user) and on_filing_side(user, application):
+            actions.append(name)
+    if can_proceed(application.terminate) and has_transition_perm(application.terminate, user):
+        actions.append("terminate")
+    if can_proceed(application.approve_immediately) and has_transition_perm(application.approve_immediately, user):
+        actions.append("approve_immediately")
+    if renewal_open_for(user, application):
+        actions.append("renew")
+    return actions
+
+
+def renewal_open_for(user: Any, application: Application) -> bool:
+    """Whether the viewer may file the renewal (复审) of this enrollment today (what application_renew checks)."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    if application.state not in (State.APPROVED, State.EXPIRING, State.EXPIRED) or application.valid_until is None:
+        return False
+    if not roles.has_any_role(user, roles.CLINIC_STAFF, roles.ADMIN) or not on_filing_side(user, application):
+        return False
+    window = policy_for_region(application.region).renewal_window_days
+    if timezone.localdate() < application.valid_until - dt.timedelta(days=window):
+        return False
+    return not application.renewals.filter(state__in=ACTIVE_STATES).exists()
+
+
+def applications_search(queryset: QuerySet[Application], *, state: str = "", text: str = "") -> QuerySet[Application]:
+    """Narrow a scoped list by state and by a whole ID number or part of a name."""
+    if state:
+        queryset = queryset.filter(state=state)
+    text = text.strip()
+    if text:
+        queryset = queryset.filter(Q(person__id_number=text.upper()) | Q(person__name__contains=text))
+    return queryset
+
+
+def renewal_worklist_for(user: Any, *, within_days: int = 180) -> QuerySet[Application]:
+    """Covering enrollments the viewer can see whose validity ends within ``within_days``, soonest first,
+    each with ``pending_renewal`` (a renewal is already filed) and ``reminders_sent``."""
+    import datetime as dt
+
+    from django.db.models import Count, Exists, OuterRef
+    from django.utils import timezone
+
+    from enrollment.models import COVERING_STATES
+
+    horizon = timezone.localdate() + dt.timedelta(days=within_days)
+    pending = Application.objects.filter(renews=OuterRef("pk"), state__in=ACTIVE_STATES)
+    return (
+        applications_visible_to(user)
+        .filter(state__in=COVERING_STATES, valid_until__isnull=False, valid_until__lte=horizon)
+        .annotate(
+            pending_renewal=Exists(pending),
+            reminders_sent=Count("reminders", filter=Q(reminders__status="sent")),
+        )
+        .order_by("valid_until", "id")
+    )
+
+
+def filing_checklist(
+    *,
+    user: Any,
+    id_number: str,
+    disease: Disease,
+    insured_region: Region | None = None,
+    kind: str = ApplicationKind.NEW,
+    renews: Application | None = None,
+    document_types: tuple[str, ...] | list[str] = (),
+) -> list[EligibilityCheck]:
+    """The checklist the filing form shows before submitting: the rules application_submit enforces,
+    plus the documents the diagnosis will need (advisory: they may also be added later)."""
+    from enrollment.errors import DomainError
+    from enrollment.idnumbers import parse_id_number
+    from enrollment.models import DocumentType
+
+    try:
+        number = parse_id_number(id_number).number
+    except DomainError as error:
+        return [EligibilityCheck("invalid_id_number", _("Valid ID number"), False, str(error.message))]
+    person = person_by_id_number(user, number)
+    if person is not None:
+        checks = eligibility_checks(person=person, disease=disease, kind=kind, renews=renews)
+    else:
+        # A person not registered yet holds nothing; only the region rule can fail.
+        region = insured_region
+        available = region is not None and disease_available_in_region(disease, region)
+        limit = policy_for_region(region).concurrent_chronic_limit if region is not None else 2
+        checks = [
+            EligibilityCheck("valid_id_number", _("Valid ID number"), True),
+            EligibilityCheck(
+                "disease_not_available",
+                _("Disease available in the person's region"),
+                available,
+                ""
+                if available
+                else (
+                    _("%(disease)s is not in the catalogue of %(region)s (or is no longer active).")
+                    % {"disease": disease, "region": region}
+                    if region is not None
+                    else _("Choose the person's insured region.")
+                ),
+            ),
+            EligibilityCheck("duplicate_disease", _("No other active application for this disease"), True),
+            EligibilityCheck("mutually_exclusive", _("No mutually exclusive disease held"), True),
+            EligibilityCheck(
+                "limit_reached",
+                _("Holds %(held)d of %(limit)d chronic enrollments") % {"held": 0, "limit": limit},
+                True,
+            ),
+        ]
+    present = set(document_types)
+    if renews is not None:
+        present |= set(renews.documents.values_list("doc_type", flat=True))
+    missing = [d for d in disease.required_documents if d not in present]
+    labels = ", ".join(str(DocumentType(d).label) if d in DocumentType.values else d for d in missing)
+    checks.append(
+        EligibilityCheck(
+            "documents_missing",
+            _("Required documents attached"),
+            not missing,
+            ""
+            if not missing
+            else _("Not attached yet: %(missing)s. They are needed before the diagnosis is recorded.")
+            % {"missing": labels},
+            {"missing": missing, "advisory": True},
+        )
+    )
+    return checks
+
+
+# ---------------------------------------------------------------------------
+# Reminders and the coverage query (§6, issue 4)
+# ---------------------------------------------------------------------------
+
+
+def reminders_of(application: Application) -> QuerySet[Reminder]:
+    """Every reminder row of one enrollment, newest offset first (the caller has checked visibility)."""
+    return Reminder.objects.filter(application=application).order_by("-due_on", "-offset_days", "channel", "id")
+
+
+def reminder_inbox(user: Any) -> QuerySet[Reminder]:
+    """The in-app reminder list of the user's institution (its filed enrollments); admins see all."""
+    base = Reminder.objects.filter(channel=ReminderChannel.IN_APP, status=ReminderStatus.SENT).select_related(
+        "application", "application__person", "application__disease"
+    )
+    if roles.has_any_role(user, roles.ADMIN):
+        return base.order_by("-created_at", "-id")
+    institution = user_institution(user)
+    if institution is None or not roles.has_any_role(user, roles.CLINIC_STAFF, roles.PHYSICIAN, roles.CENTER_OFFICER):
+        return base.none()
+    return base.filter(institution=institution).order_by("-created_at", "-id")
+
+
+ENDED_STATES: tuple[str, ...] = (State.EXPIRED, State.RENEWED, State.TERMINATED)
+APPROVAL_TRANSITIONS: tuple[str, ...] = ("approve", "approve_immediately")
+
+
+@dataclass
+class CoverageAnswer:
+    """Was the person covered for the disease on ``on``, and under which decision?"""
+
+    on: dt.date
+    covered: bool
+    reason: str
+    enrollment: Application | None = None
+    decision: AuditEntry | None = None
+    provisional: bool = False
+    pending_renewal: Application | None = None
+
+
+def last_covered_day(application: Application) -> dt.date | None:
+    """The enrollment's last covered day: ``ended_on`` once it has ended, else ``valid_until`` (None: open)."""
+    if application.state in ENDED_STATES:
+        return application.ended_on
+    return application.valid_until
+
+
+def approval_entry(application: Application) -> AuditEntry | None:
+    return (
+        AuditEntry.objects.filter(application=application, transition__in=APPROVAL_TRANSITIONS)
+        .select_related("actor", "batch")
+        .order_by("-at", "-id")
+        .first()
+    )
+
+
+def coverage_on(*, person: Person, disease: Disease, on: dt.date) -> CoverageAnswer:
+    """Answered from the enrollment periods and the audit log (DESIGN §6).
+
+    Periods of one person and disease never overlap (a renewal starts the day after the old one
+    ends), so at most one contains ``on``. A terminated enrollment covers through ``ended_on``. Past
+    ``valid_until`` an enrollment with a renewal pending still covers, provisionally: if the renewal
+    is approved its period starts the day after, with no gap; if not, the sweep expires it.
+    """
+    enrollments = list(
+        Application.objects.filter(
+            person=person,
+            disease=disease,
+            state__in=(*COVERING_STATES, *ENDED_STATES),
+            valid_from__isnull=False,
+        )
+        .select_related("disease")
+        .order_by("-valid_from", "-id")
+    )
+    for enrollment in enrollments:
+        last = last_covered_day(enrollment)
+        if enrollment.valid_from <= on and (last is None or on <= last):
+            return CoverageAnswer(
+                on=on, covered=True, reason="covered", enrollment=enrollment, decision=approval_entry(enrollment)
+            )
+    for enrollment in enrollments:
+        if enrollment.state in COVERING_STATES and enrollment.valid_from <= on:
+            pending = enrollment.renewals.filter(state__in=ACTIVE_STATES).order_by("-id").first()
+            if pending is not None:
+                return CoverageAnswer(
+                    on=on,
+                    covered=True,
+                    reason="renewal_pending",
+                    enrollment=enrollment,
+                    decision=approval_entry(enrollment),
+                    provisional=True,
+                    pending_renewal=pending,
+                )
+    earlier = [e for e in enrollments if e.valid_from <= on]
+    if earlier:
+        previous = earlier[0]
+        return CoverageAnswer(
+            on=on,
+            covered=False,
+            reason="terminated" if previous.state == State.TERMINATED else "ended",
+            enrollment=previous,
+            decision=approval_entry(previous),
+        )
+    if enrollments:
+        first = enrollments[-1]
+        return CoverageAnswer(on=on, covered=False, reason="not_started", enrollment=first, decision=None)
+    return CoverageAnswer(on=on, covered=False, reason="not_enrolled")

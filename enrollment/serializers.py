@@ -18,6 +18,7 @@ from enrollment.models import (
     InsuranceType,
     Person,
     Region,
+    Reminder,
     SupportCategory,
     TerminationReason,
 )
@@ -229,3 +230,92 @@ class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
     details = serializers.JSONField()
+
+
+# ---------------------------------------------------------------------------
+# Renewal, reminders and the coverage query (§6)
+# ---------------------------------------------------------------------------
+
+
+class RenewSerializer(serializers.Serializer):
+    treating_institution = serializers.SlugRelatedField(
+        slug_field="code",
+        queryset=Institution.objects.all(),
+        required=False,
+        help_text=_("Default: the treating institution of the enrollment being renewed."),
+    )
+
+
+class ReminderSerializer(serializers.ModelSerializer):
+    """A reminder row; the recipient (a phone number or addresses) is not exposed."""
+
+    class Meta:
+        model = Reminder
+        fields = [
+            "id",
+            "application",
+            "offset_days",
+            "channel",
+            "due_on",
+            "valid_until",
+            "status",
+            "attempts",
+            "last_error",
+            "created_at",
+            "sent_at",
+            "read_at",
+        ]
+
+
+class InboxReminderSerializer(ReminderSerializer):
+    subject = serializers.CharField(read_only=True)
+    message = serializers.CharField(read_only=True)
+    person_name = serializers.CharField(source="application.person.name", read_only=True)
+    disease = serializers.CharField(source="application.disease.code", read_only=True)
+
+    class Meta(ReminderSerializer.Meta):
+        fields = [*ReminderSerializer.Meta.fields, "subject", "message", "person_name", "disease"]
+
+
+class CoverageQuerySerializer(serializers.Serializer):
+    id_number = serializers.CharField(max_length=30)
+    disease = serializers.CharField(max_length=6, help_text=_("National disease code, e.g. M03900."))
+    date = serializers.DateField(required=False, help_text=_("YYYY-MM-DD; default today."))
+
+
+class CoverageEnrollmentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    state = serializers.CharField()
+    valid_from = serializers.DateField()
+    valid_until = serializers.DateField(allow_null=True)
+    ended_on = serializers.DateField(allow_null=True)
+    termination_reason = serializers.CharField(allow_blank=True)
+    renews = serializers.IntegerField(source="renews_id", allow_null=True)
+
+
+class CoverageDecisionSerializer(serializers.Serializer):
+    audit_entry = serializers.IntegerField(source="id")
+    transition = serializers.CharField()
+    at = serializers.DateTimeField()
+    actor = serializers.SerializerMethodField()
+    batch = serializers.IntegerField(source="batch_id", allow_null=True)
+    stage = serializers.CharField(allow_blank=True)
+
+    @extend_schema_field(serializers.CharField())
+    def get_actor(self, entry: AuditEntry) -> str:
+        if entry.is_system or entry.actor is None:
+            return "system"
+        return entry.actor.get_username()
+
+
+class CoverageSerializer(serializers.Serializer):
+    covered = serializers.BooleanField()
+    date = serializers.DateField(source="on")
+    reason = serializers.CharField(
+        help_text="covered | renewal_pending (provisional) | ended | terminated | not_started | not_enrolled"
+    )
+    provisional = serializers.BooleanField()
+    enrollment = CoverageEnrollmentSerializer(allow_null=True)
+    decision = CoverageDecisionSerializer(allow_null=True)
+    pending_renewal = serializers.IntegerField(source="pending_renewal.pk", allow_null=True, default=None)

@@ -10,22 +10,25 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import UploadedFile
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_fsm import can_proceed, has_transition_perm
 
-from enrollment import roles, selectors
+from enrollment import notifications, roles, selectors
 from enrollment.errors import InvalidInput, NotPermitted, RuleViolation, TransitionRefused
 from enrollment.idnumbers import parse_id_number
 from enrollment.models import (
     ACTIVE_STATES,
+    COVERING_STATES,
     Application,
     ApplicationKind,
     AuditEntry,
@@ -37,10 +40,16 @@ from enrollment.models import (
     InsuranceType,
     Person,
     Physician,
+    Policy,
     Region,
+    Reminder,
+    ReminderChannel,
+    ReminderStatus,
+    StaffProfile,
     State,
     SupportCategory,
     TerminationReason,
+    mask_id_number,
 )
 from enrollment.periods import first_of_next_month, period_end
 
@@ -663,3 +672,471 @@ def catalogue_load(*, data: dict[str, Any], actor: Any) -> dict[str, int]:
             first = by_code.get(left) or Disease.objects.get(code=left)
             first.exclusive_with.add(by_code.get(right) or Disease.objects.get(code=right))
     return {"created": created, "updated": updated, "version": version}
+
+
+# ---------------------------------------------------------------------------
+# Personal-data access log (§10)
+# ---------------------------------------------------------------------------
+
+ACCESS_REASON_MAX_LENGTH = 500
+
+
+def personal_data_access_record(
+    *, viewer: Any, person: Person, purpose: str, reason: str = "", application: Application | None = None
+) -> Any:
+    """Record that ``viewer`` was shown ``person``'s full, unmasked record: who, whose, when, why."""
+    from enrollment.models import AccessPurpose, PersonalDataAccess
+
+    if purpose not in AccessPurpose.values:
+        raise ValueError(f"unknown access purpose {purpose!r}")
+    reason = (reason or "").strip()
+    if len(reason) > ACCESS_REASON_MAX_LENGTH:
+        raise InvalidInput(
+            _("The reason is longer than %(max)d characters.") % {"max": ACCESS_REASON_MAX_LENGTH},
+            details={"field": "reason"},
+        )
+    return PersonalDataAccess.objects.create(
+        viewer=viewer, person=person, application=application, purpose=purpose, reason=reason
+    )
+
+
+# ---------------------------------------------------------------------------
+# Renewal (复审), the daily validity sweep and expiry reminders (§6)
+# ---------------------------------------------------------------------------
+
+
+def application_renew(
+    *, application_id: int, actor: Any, treating_institution: Institution | None = None
+) -> Application:
+    """File the renewal (复审) of an enrollment, from ``valid_until − renewal window`` on.
+
+    The renewal is linked to the enrollment (``renews``) and carries its diagnosis forward for the
+    physician to re-attest or update (``application_diagnose``); it does not count twice toward the
+    limit, and while it is pending the old enrollment keeps covering and is not expired by the sweep.
+    Once the old enrollment has lapsed (expired, or past ``valid_until + grace``) there is nothing
+    left to continue: what is filed is a new application whose period starts on its approval.
+    Filing cancels the old enrollment's reminders that have not gone out.
+    """
+    today = timezone.localdate()
+    with transaction.atomic():
+        previous = lock_application(application_id)
+        if previous.state not in (State.APPROVED, State.EXPIRING, State.EXPIRED):
+            raise TransitionRefused(
+                _("Application #%(id)s is %(state)s; only an approved or expired enrollment can be renewed.")
+                % {"id": previous.pk, "state": previous.get_state_display()},
+                code="renewal_not_possible",
+                details={"state": previous.state},
+            )
+        if previous.valid_until is None:
+            raise RuleViolation(
+                _("%(disease)s is approved long-term; it needs no renewal.") % {"disease": previous.disease},
+                code="renewal_not_needed",
+            )
+        policy = selectors.policy_for_region(previous.region)
+        opens_on = previous.valid_until - dt.timedelta(days=policy.renewal_window_days)
+        if today < opens_on:
+            raise RuleViolation(
+                _("Renewal of application #%(id)s opens on %(date)s (%(days)d days before it ends on %(end)s).")
+                % {
+                    "id": previous.pk,
+                    "date": opens_on.isoformat(),
+                    "days": policy.renewal_window_days,
+                    "end": previous.valid_until.isoformat(),
+                },
+                code="renewal_too_early",
+                details={"opens_on": opens_on.isoformat(), "valid_until": previous.valid_until.isoformat()},
+            )
+        pending = previous.renewals.filter(state__in=ACTIVE_STATES).first()
+        if pending is not None:
+            raise RuleViolation(
+                _("Renewal #%(renewal)s of application #%(id)s is already %(state)s.")
+                % {"renewal": pending.pk, "id": previous.pk, "state": pending.get_state_display()},
+                code="renewal_pending",
+                details={"application": pending.pk},
+            )
+        lapsed = previous.state == State.EXPIRED or today > previous.valid_until + dt.timedelta(days=policy.grace_days)
+        if lapsed and previous.state != State.EXPIRED:
+            # The sweep has not reached it yet (a missed night): apply its rule to this row now, so
+            # that the new filing does not collide with an enrollment that is over.
+            run_transition(
+                application=previous,
+                name="expire",
+                actor=get_system_user(),
+                audit=AuditFields(details={"sweep_date": today.isoformat(), "on": "renewal filing"}),
+            )
+        renewal = application_submit(
+            person=previous.person,
+            disease=previous.disease,
+            treating_institution=treating_institution or previous.treating_institution,
+            actor=actor,
+            kind=ApplicationKind.NEW if lapsed else ApplicationKind.RENEWAL,
+            renews=None if lapsed else previous,
+        )
+        # The diagnosis the enrollment rests on, for the physician to re-attest or update; the
+        # renewal stays "submitted" until they do (diagnosed_at/diagnosed_by stay empty).
+        Application.objects.filter(pk=renewal.pk).update(
+            icd10_code=previous.icd10_code, diagnosis_date=previous.diagnosis_date, physician=previous.physician_id
+        )
+        Reminder.objects.filter(
+            application=previous, status__in=(ReminderStatus.PENDING, ReminderStatus.FAILED)
+        ).update(status=ReminderStatus.CANCELLED, last_error="renewal filed", updated_at=timezone.now())
+    renewal.refresh_from_db()
+    return renewal
+
+
+@dataclass
+class SweepResult:
+    day: dt.date
+    expiring: int = 0
+    expired: int = 0
+    reminders_due: int = 0
+    reminders_skipped: int = 0
+    to_send: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _SweepRules:
+    renewal_window_days: int
+    grace_days: int
+    reminder_offsets: tuple[int, ...]  # descending
+
+
+def _sweep_rule_groups() -> dict[_SweepRules, list[int]]:
+    """Region ids grouped by the validity rules of their effective policy (own or nearest ancestor's).
+
+    Regions and policies are few; walking the tree in memory keeps the sweep to a handful of queries.
+    """
+    parents = dict(Region.objects.values_list("pk", "parent_id"))
+    policies = {p.region_id: p for p in Policy.objects.all()}
+    default = Policy()
+    groups: dict[_SweepRules, list[int]] = {}
+    for region_id in parents:
+        node: int | None = region_id
+        policy = default
+        for _depth in range(10):
+            if node is None:
+                break
+            if node in policies:
+                policy = policies[node]
+                break
+            node = parents.get(node)
+        offsets = tuple(sorted({int(x) for x in (policy.reminder_offsets or [])}, reverse=True))
+        rules = _SweepRules(policy.renewal_window_days, policy.grace_days, offsets)
+        groups.setdefault(rules, []).append(region_id)
+    return groups
+
+
+def _with_renewal_pending() -> Exists:
+    return Exists(Application.objects.filter(renews=OuterRef("pk"), state__in=ACTIVE_STATES))
+
+
+def _sweep_transition(
+    *,
+    candidates: Any,
+    transition: str,
+    to_state: str,
+    actor: Any,
+    day: dt.date,
+    chunk_size: int,
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """Move every candidate to ``to_state`` in chunks: one transaction, one UPDATE and one
+    bulk-inserted audit row per changed application in each. The candidates are re-read under row
+    locks inside the transaction, so a row changed meanwhile (a renewal approved, a termination) is
+    left alone; a crash loses at most the chunk in progress, which the next run picks up."""
+    changed_total = 0
+    last_pk = 0
+    while True:
+        ids = list(candidates.filter(pk__gt=last_pk).order_by("pk").values_list("pk", flat=True)[:chunk_size])
+        if not ids:
+            return changed_total
+        last_pk = ids[-1]
+        with transaction.atomic():
+            locked = list(candidates.filter(pk__in=ids).select_for_update().order_by("pk").values_list("pk", "state"))
+            if not locked:
+                continue
+            now = timezone.now()
+            Application.objects.filter(pk__in=[pk for pk, _state in locked]).update(
+                state=to_state, updated_at=now, **(extra or {})
+            )
+            AuditEntry.objects.bulk_create(
+                AuditEntry(
+                    application_id=pk,
+                    transition=transition,
+                    from_state=from_state,
+                    to_state=to_state,
+                    actor=actor,
+                    is_system=True,
+                    at=now,
+                    details={"sweep_date": day.isoformat()},
+                )
+                for pk, from_state in locked
+            )
+            changed_total += len(locked)
+
+
+def validity_sweep(
+    *, day: dt.date | None = None, actor: Any, chunk_size: int | None = None, enqueue: bool = True
+) -> SweepResult:
+    """The daily sweep (DESIGN §6), for ``day`` (default today, Asia/Shanghai).
+
+    1. approved/expiring → expired once ``valid_until + grace`` has passed, unless a renewal is
+       pending (benefits continue while it is);
+    2. approved → expiring once ``day`` is inside the renewal window;
+    3. reminder rows for every offset now due (see ``_create_due_reminders``).
+
+    Everything is decided from the dates, never from "what happened yesterday": running it twice
+    changes nothing the second time, and after missed days one run catches up.
+    With ``enqueue`` the SMS and e-mail rows are handed to ``send_reminder`` tasks after commit;
+    otherwise their ids are returned in ``to_send`` for the caller to deliver.
+    """
+    if not roles.is_system(actor):
+        raise NotPermitted(_("Only the system runs the validity sweep."))
+    day = day or timezone.localdate()
+    chunk_size = chunk_size or settings.VALIDITY_SWEEP_CHUNK_SIZE
+    result = SweepResult(day=day)
+    for rules, region_ids in _sweep_rule_groups().items():
+        covering = Application.objects.filter(
+            region_id__in=region_ids, state__in=COVERING_STATES, valid_until__isnull=False
+        )
+        result.expired += _sweep_transition(
+            candidates=covering.filter(valid_until__lt=day - dt.timedelta(days=rules.grace_days)).filter(
+                ~_with_renewal_pending()
+            ),
+            transition="expire",
+            to_state=State.EXPIRED,
+            actor=actor,
+            day=day,
+            chunk_size=chunk_size,
+            extra={"ended_on": F("valid_until")},
+        )
+        result.expiring += _sweep_transition(
+            candidates=covering.filter(
+                state=State.APPROVED, valid_until__lte=day + dt.timedelta(days=rules.renewal_window_days)
+            ),
+            transition="mark_expiring",
+            to_state=State.EXPIRING,
+            actor=actor,
+            day=day,
+            chunk_size=chunk_size,
+        )
+        _create_due_reminders(
+            covering=covering, rules=rules, day=day, chunk_size=chunk_size, result=result, enqueue=enqueue
+        )
+    # Rows whose send was never handed over (a crash between commit and enqueue) or whose retries
+    # were lost: claimed atomically by the sender, so handing them over again cannot send twice.
+    stale = timezone.now() - dt.timedelta(minutes=15)
+    leftovers = list(
+        Reminder.objects.filter(channel__in=(ReminderChannel.SMS, ReminderChannel.EMAIL))
+        .filter(
+            Q(status=ReminderStatus.PENDING, created_at__lt=stale)
+            | Q(status=ReminderStatus.FAILED, attempts__lt=settings.REMINDER_MAX_ATTEMPTS, updated_at__lt=stale)
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    _hand_over(leftovers, result, enqueue)
+    return result
+
+
+def _hand_over(reminder_ids: list[int], result: SweepResult, enqueue: bool) -> None:
+    known = set(result.to_send)
+    fresh = [pk for pk in reminder_ids if pk not in known]
+    result.to_send.extend(fresh)
+    if enqueue and fresh:
+        transaction.on_commit(lambda: _enqueue_sends(fresh))
+
+
+def _enqueue_sends(reminder_ids: list[int]) -> None:
+    from enrollment import tasks  # tasks import services: imported late
+
+    for reminder_id in reminder_ids:
+        tasks.send_reminder.delay(reminder_id)
+
+
+def _create_due_reminders(
+    *, covering: Any, rules: _SweepRules, day: dt.date, chunk_size: int, result: SweepResult, enqueue: bool
+) -> None:
+    """Create the reminder rows now due, three channels per (enrollment, offset).
+
+    The reminder at offset ``o`` is due from ``valid_until − o`` until the next, smaller offset falls
+    due: a day the sweep missed is made up late, but a patient who missed both the 30- and the 7-day
+    reminder gets the 7-day one, and the 30-day rows are recorded as skipped. Enrollments with a
+    renewal pending get none. ``bulk_create(ignore_conflicts=True)`` against the unique constraint
+    is what keeps a second or concurrent run from creating anything twice.
+    """
+    eligible = covering.filter(~_with_renewal_pending())
+    offsets = rules.reminder_offsets
+    for index, offset in enumerate(offsets):
+        later = offsets[index + 1] if index + 1 < len(offsets) else None
+        missing = ~Exists(Reminder.objects.filter(application=OuterRef("pk"), offset_days=offset))
+        due = eligible.filter(missing, valid_until__lte=day + dt.timedelta(days=offset))
+        if later is not None:
+            superseded = due.filter(valid_until__lte=day + dt.timedelta(days=later))
+            result.reminders_skipped += _reminder_rows(
+                candidates=superseded, offset=offset, day=day, chunk_size=chunk_size, skipped_for=later
+            )[0]
+            due = due.filter(valid_until__gt=day + dt.timedelta(days=later))
+        created, chunks_to_send = _reminder_rows(candidates=due, offset=offset, day=day, chunk_size=chunk_size)
+        result.reminders_due += created
+        for ids in chunks_to_send:
+            _hand_over(ids, result, enqueue)
+
+
+def _reminder_rows(
+    *, candidates: Any, offset: int, day: dt.date, chunk_size: int, skipped_for: int | None = None
+) -> tuple[int, list[list[int]]]:
+    count = 0
+    to_send: list[list[int]] = []
+    last_pk = 0
+    fields = (
+        "pk",
+        "valid_until",
+        "filing_institution_id",
+        "filing_institution__name",
+        "person__name",
+        "person__id_number",
+        "person__phone",
+        "disease__name",
+    )
+    while True:
+        rows = list(candidates.filter(pk__gt=last_pk).order_by("pk").values_list(*fields)[:chunk_size])
+        if not rows:
+            return count, to_send
+        last_pk = rows[-1][0]
+        institutions = {row[2] for row in rows}
+        emails: dict[int, list[str]] = {}
+        for institution_id, email in (
+            StaffProfile.objects.filter(
+                institution_id__in=institutions, user__is_active=True, user__groups__name=roles.CLINIC_STAFF
+            )
+            .exclude(user__email="")
+            .order_by("user__email")
+            .values_list("institution_id", "user__email")
+        ):
+            emails.setdefault(institution_id, []).append(email)
+        now = timezone.now()
+        reminders: list[Reminder] = []
+        for pk, valid_until, institution_id, clinic_name, person_name, id_number, phone, disease_name in rows:
+            days_left = (valid_until - day).days
+            masked = mask_id_number(id_number)
+            common = {
+                "application_id": pk,
+                "offset_days": offset,
+                "due_on": valid_until - dt.timedelta(days=offset),
+                "valid_until": valid_until,
+                "institution_id": institution_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            sms = notifications.sms_text(
+                disease_name=disease_name, valid_until=valid_until, clinic_name=clinic_name, days_left=days_left
+            )
+            subject = notifications.clinic_subject(
+                disease_name=disease_name, masked_id_number=masked, valid_until=valid_until
+            )
+            body = notifications.clinic_text(
+                application_id=pk,
+                person_name=person_name,
+                masked_id_number=masked,
+                disease_name=disease_name,
+                valid_until=valid_until,
+                days_left=days_left,
+            )
+            recipients = ",".join(emails.get(institution_id, []))
+            channels = [
+                (ReminderChannel.SMS, phone.strip(), "", sms, "no mobile number on file"),
+                (ReminderChannel.EMAIL, recipients, subject, body, "no clinic staff e-mail address"),
+                (ReminderChannel.IN_APP, "", subject, body, ""),
+            ]
+            for channel, recipient, subj, text, missing_recipient in channels:
+                status, error, sent_at = ReminderStatus.PENDING, "", None
+                if skipped_for is not None:
+                    status, error = ReminderStatus.SKIPPED, f"superseded by the {skipped_for}-day reminder"
+                elif channel == ReminderChannel.IN_APP:
+                    status, sent_at = ReminderStatus.SENT, now  # delivered by being in the clinic's list
+                elif not recipient:
+                    status, error = ReminderStatus.SKIPPED, missing_recipient
+                reminders.append(
+                    Reminder(
+                        channel=channel,
+                        recipient=recipient,
+                        subject=subj,
+                        message=text,
+                        status=status,
+                        last_error=error,
+                        sent_at=sent_at,
+                        **common,
+                    )
+                )
+        ids = [row[0] for row in rows]
+        with transaction.atomic():
+            Reminder.objects.bulk_create(reminders, ignore_conflicts=True)
+            count += len(rows)
+            if skipped_for is None:
+                to_send.append(
+                    list(
+                        Reminder.objects.filter(
+                            application_id__in=ids,
+                            offset_days=offset,
+                            status=ReminderStatus.PENDING,
+                            channel__in=(ReminderChannel.SMS, ReminderChannel.EMAIL),
+                        )
+                        .order_by("pk")
+                        .values_list("pk", flat=True)
+                    )
+                )
+
+
+def reminder_deliver(*, reminder_id: int) -> Reminder:
+    """Send one SMS or e-mail reminder, at most once.
+
+    The conditional UPDATE pending/failed → sending is the claim: of two workers holding the same
+    id, one gets it and the other sends nothing. A gateway error leaves the row ``failed`` for the
+    task's retry with back-off; a reminder no longer due (renewal filed, enrollment ended) is cancelled.
+    """
+    claimed = Reminder.objects.filter(
+        pk=reminder_id,
+        status__in=(ReminderStatus.PENDING, ReminderStatus.FAILED),
+        channel__in=(ReminderChannel.SMS, ReminderChannel.EMAIL),
+        attempts__lt=settings.REMINDER_MAX_ATTEMPTS,
+    ).update(status=ReminderStatus.SENDING, attempts=F("attempts") + 1, updated_at=timezone.now())
+    reminder = Reminder.objects.select_related("application").get(pk=reminder_id)
+    if not claimed:
+        return reminder
+    application = reminder.application
+    if application.state not in COVERING_STATES or application.renewals.filter(state__in=ACTIVE_STATES).exists():
+        return _reminder_finish(reminder, ReminderStatus.CANCELLED, error="no longer due: renewed or ended")
+    try:
+        if reminder.channel == ReminderChannel.SMS:
+            notifications.get_sms_backend().send(
+                notifications.SMSMessage(
+                    to=reminder.recipient, text=reminder.message, reference=f"reminder-{reminder.pk}"
+                )
+            )
+        else:
+            send_mail(reminder.subject, reminder.message, None, reminder.recipient.split(","), fail_silently=False)
+    except (notifications.DeliveryError, OSError) as exc:
+        return _reminder_finish(reminder, ReminderStatus.FAILED, error=str(exc)[:500] or type(exc).__name__)
+    return _reminder_finish(reminder, ReminderStatus.SENT)
+
+
+def _reminder_finish(reminder: Reminder, status: str, *, error: str = "") -> Reminder:
+    now = timezone.now()
+    values: dict[str, Any] = {"status": status, "last_error": error, "updated_at": now}
+    if status == ReminderStatus.SENT:
+        values["sent_at"] = now
+    Reminder.objects.filter(pk=reminder.pk, status=ReminderStatus.SENDING).update(**values)
+    reminder.refresh_from_db()
+    return reminder
+
+
+def reminder_mark_read(*, reminder_id: int, actor: Any) -> Reminder:
+    """A clinic acknowledges an in-app reminder of its own."""
+    reminder = selectors.reminder_inbox(actor).filter(pk=reminder_id).first()
+    if reminder is None:
+        raise InvalidInput(_("Reminder #%(id)s does not exist.") % {"id": reminder_id}, code="not_found")
+    if reminder.read_at is None:
+        Reminder.objects.filter(pk=reminder.pk, read_at__isnull=True).update(read_at=timezone.now())
+        reminder.refresh_from_db()
+    return reminder

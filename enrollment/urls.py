@@ -1,5 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from enrollment import views
 
@@ -7,4 +7,17 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("applications/", views.application_list, name="application-list"),
+    path("applications/new/", views.application_file, name="application-file"),
+    path("applications/new/check.json", views.filing_check, name="filing-check"),
+    path("applications/<int:pk>/", views.application_detail, name="application-detail"),
+    path("applications/<int:pk>/diagnose/", views.application_diagnose, name="application-diagnose"),
+    path("applications/<int:pk>/renew/", views.application_renew, name="application-renew"),
+    path("reminders/<int:pk>/read/", views.reminder_read, name="reminder-read"),
+    path("applications/<int:pk>/<slug:action>/", views.application_action, name="application-action"),
+    path("documents/<int:pk>/", views.document_download, name="document-download"),
+    path("reports/", views.reports, name="reports"),
+    path("reports/<slug:name>.csv", views.report_csv, name="report-csv"),
+    path("assets/plotly.min.js", views.plotly_js, name="plotly-js"),
+    path("", include("reviews.urls")),
 ]

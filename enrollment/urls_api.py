@@ -8,9 +8,11 @@ router.register("persons", api.PersonViewSet, basename="person")
 router.register("diseases", api.DiseaseViewSet, basename="disease")
 router.register("institutions", api.InstitutionViewSet, basename="institution")
 router.register("applications", api.ApplicationViewSet, basename="application")
+router.register("reminders", api.ReminderInboxViewSet, basename="reminder")
 
 urlpatterns = [
     path("auth/token/", api.TokenView.as_view(), name="api-token"),
     path("auth/token/revoke/", api.TokenRevokeView.as_view(), name="api-token-revoke"),
+    path("coverage/", api.CoverageView.as_view(), name="api-coverage"),
     path("", include(router.urls)),
 ]

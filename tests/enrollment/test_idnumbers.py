@@ -2,10 +2,18 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.utils import translation
 
 from enrollment.errors import InvalidInput
 from enrollment.idnumbers import make_id_number, parse_id_number
 from enrollment.models import mask_id_number
+
+
+@pytest.fixture(autouse=True)
+def _english_messages():
+    """Messages are asserted in their English source form; zh-hans is the default language."""
+    with translation.override("en"):
+        yield
 
 
 def _with_check_digit(body: str) -> str:

@@ -7,6 +7,7 @@ import os
 
 import pytest
 from django.db import transaction
+from django.utils import translation
 
 from enrollment import services
 from enrollment.errors import InvalidInput, NotPermitted, RuleViolation, TransitionRefused
@@ -22,6 +23,13 @@ from enrollment.models import (
 )
 from tests.conftest import pdf_upload
 from tests.factories import DiseaseFactory, PhysicianFactory, RegionFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _english_messages():
+    """Messages are asserted in their English source form; zh-hans is the default language."""
+    with translation.override("en"):
+        yield
 
 
 def submit(world, person=None, disease=None, actor=None, **kwargs):

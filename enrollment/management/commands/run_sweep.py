@@ -1,0 +1,51 @@
+"""``manage.py run_sweep [--date YYYY-MM-DD] [--deliver]``: the daily validity sweep for one date."""
+
+import datetime as dt
+
+from django.core.management.base import BaseCommand, CommandError
+
+from enrollment import services
+from enrollment.errors import DomainError
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the validity sweep for a date (default today, Asia/Shanghai): approved → expiring inside the "
+        "renewal window, → expired after valid_until + grace, and the expiry reminders now due. Safe to run "
+        "twice; run it for each missed day or just for today, it catches up either way."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--date", dest="day", help="business date YYYY-MM-DD (default: today)")
+        parser.add_argument("--chunk-size", type=int, default=None, help="applications per transaction")
+        parser.add_argument(
+            "--deliver",
+            action="store_true",
+            help="send the SMS and e-mail reminders from this process instead of handing them to the workers",
+        )
+
+    def handle(self, *args, day=None, chunk_size=None, deliver=False, **options):
+        try:
+            date = dt.date.fromisoformat(day) if day else None
+        except ValueError:
+            raise CommandError(f"--date must be YYYY-MM-DD, got {day!r}")
+        try:
+            result = services.validity_sweep(
+                day=date, actor=services.get_system_user(), chunk_size=chunk_size, enqueue=not deliver
+            )
+        except DomainError as exc:
+            raise CommandError(str(exc.message))
+        self.stdout.write(
+            f"Sweep {result.day.isoformat()}: {result.expiring} now expiring, {result.expired} expired, "
+            f"{result.reminders_due} enrollments with reminders due, {result.reminders_skipped} superseded."
+        )
+        if deliver:
+            statuses: dict[str, int] = {}
+            for reminder_id in result.to_send:
+                status = services.reminder_deliver(reminder_id=reminder_id).status
+                statuses[status] = statuses.get(status, 0) + 1
+            summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) or "none"
+            self.stdout.write(f"Reminders delivered here: {summary}.")
+        else:
+            self.stdout.write(f"{len(result.to_send)} reminders handed to the reminders queue.")
+        self.stdout.write(self.style.SUCCESS("Done."))

@@ -1,0 +1,46 @@
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from enrollment.errors import DomainError
+from interop import selectors
+from interop.tabular import csv_chunks, write_xlsx
+
+
+class Command(BaseCommand):
+    help = (
+        "Export approved and expiring enrollments of a region and period: the office's list (office) or "
+        "the national platform's filing records (national). CSV or XLSX (by the output's extension)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--region", required=True, help="6-digit region code; regions inside it are included")
+        parser.add_argument("--period", required=True, help="YYYY-MM")
+        parser.add_argument("--format", dest="shape", choices=selectors.SHAPES, default=selectors.OFFICE)
+        parser.add_argument(
+            "--basis",
+            choices=selectors.BASES,
+            default=selectors.DECIDED,
+            help="decided: approved during the period (default); covering: valid on any day of it",
+        )
+        parser.add_argument("--output", help="a .csv or .xlsx file; default: CSV on standard output")
+
+    def handle(self, *args, region, period, shape, basis, output, **options):
+        try:
+            request = selectors.export_request(viewer=None, region_code=region, period=period, shape=shape, basis=basis)
+            header, rows = selectors.export_rows(viewer=None, request=request)
+            if output and output.endswith(".xlsx"):
+                Path(write_xlsx(header, rows, title=f"{region}-{period}")).replace(output)
+            else:
+                handle = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+                try:
+                    for chunk in csv_chunks(header, rows):
+                        handle.write(chunk)
+                finally:
+                    if output:
+                        handle.close()
+        except DomainError as exc:
+            raise CommandError(str(exc.message))
+        if output:
+            self.stderr.write(f"Written to {output}")

@@ -1,0 +1,329 @@
+"""Every read of the interop app, scoped to the viewer (DESIGN §10)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from enrollment import roles
+from enrollment import selectors as enrollment_selectors
+from enrollment.errors import InvalidInput, NotPermitted
+from enrollment.models import COVERING_STATES, Application, Region, mask_id_number
+from enrollment.periods import first_of_next_month
+from interop.models import AssistedFiling, RosterImport, RosterRow
+
+logger = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------------------
+# Rosters and the worklist
+# ---------------------------------------------------------------------------
+
+
+def may_import(user: Any) -> bool:
+    """Administrators and chronic-disease-centre officers of county hospitals import rosters."""
+    return roles.has_any_role(user, roles.ADMIN, roles.CENTER_OFFICER)
+
+
+def ensure_may_import(user: Any) -> None:
+    if not may_import(user):
+        raise NotPermitted(_("Only administrators and chronic-disease-centre officers import rosters."))
+
+
+def roster_imports_visible_to(user: Any) -> QuerySet[RosterImport]:
+    """Administrators: all; officers: the imports of their own institution."""
+    base = RosterImport.objects.select_related("uploaded_by", "institution", "scope_region").defer("content")
+    if roles.has_any_role(user, roles.ADMIN):
+        return base
+    if not roles.has_any_role(user, roles.CENTER_OFFICER):
+        return base.none()
+    institution = enrollment_selectors.user_institution(user)
+    if institution is None:
+        return base.filter(uploaded_by=user)
+    return base.filter(institution=institution)
+
+
+def roster_rows(roster: RosterImport, status: str | None = None) -> QuerySet[RosterRow]:
+    rows = roster.rows.select_related("disease").order_by("line", "id")
+    return rows.filter(status=status) if status else rows
+
+
+ROSTER_REPORT_HEADER = (
+    "line",
+    "id_number",
+    "name",
+    "region",
+    "declared",
+    "disease_code",
+    "status",
+    "reason_code",
+    "message",
+    "action",
+)
+
+
+def roster_report_rows(roster: RosterImport) -> Iterator[tuple[Any, ...]]:
+    """The report as rows for CSV/XLSX; ID numbers masked (the line number finds the row in the file)."""
+    values = roster.rows.order_by("line", "id").values_list(
+        "line",
+        "id_number",
+        "name",
+        "region_code",
+        "declared",
+        "disease__code",
+        "status",
+        "reason_code",
+        "message",
+        "action",
+    )
+    for row in values.iterator(chunk_size=2000):
+        yield (row[0], mask_id_number(row[1]), *row[2:5], row[5] or "", *row[6:])
+
+
+def assisted_filings_visible_to(user: Any) -> QuerySet[AssistedFiling]:
+    """Administrators: all; clinic staff and centre officers: their own hospital's worklist."""
+    base = AssistedFiling.objects.select_related("person", "disease", "institution", "application")
+    if roles.has_any_role(user, roles.ADMIN):
+        return base
+    institution = enrollment_selectors.user_institution(user)
+    if institution is None or not roles.has_any_role(user, roles.CLINIC_STAFF, roles.CENTER_OFFICER):
+        return base.none()
+    return base.filter(institution=institution)
+
+
+# ---------------------------------------------------------------------------
+# Exports (DESIGN §8): the office's list and the national platform's filing shape
+# ---------------------------------------------------------------------------
+
+OFFICE = "office"
+NATIONAL = "national"
+SHAPES = (OFFICE, NATIONAL)
+DECIDED = "decided"
+COVERING = "covering"
+BASES = (DECIDED, COVERING)
+
+# The national platform's filing fields (its interface 2503), in its order; docs/interop.md maps each.
+NATIONAL_FIELDS = (
+    "psn_no",
+    "certno",
+    "psn_name",
+    "gend",
+    "brdy",
+    "tel",
+    "insutype",
+    "insu_admdvs",
+    "opsp_dise_code",
+    "opsp_dise_name",
+    "ide_fixmedins_no",
+    "hosp_ide_date",
+    "diag_dr_code",
+    "begndate",
+    "enddate",
+)
+_NATIONAL_VALUES = (
+    "person__insurance_number",
+    "person__id_number",
+    "person__name",
+    "person__sex",
+    "person__birth_date",
+    "person__phone",
+    "person__insurance_type",
+    "region__code",
+    "disease__code",
+    "disease__name",
+    "physician__institution__code",
+    "treating_institution__code",
+    "diagnosis_date",
+    "physician__licence_number",
+    "valid_from",
+    "valid_until",
+)
+OFFICE_FIELDS = (
+    "application",
+    "id_number",
+    "name",
+    "sex",
+    "birth_date",
+    "phone",
+    "region",
+    "disease_code",
+    "disease_name",
+    "disease_type",
+    "state",
+    "treating_institution",
+    "treating_institution_name",
+    "decided_on",
+    "valid_from",
+    "valid_until",
+)
+_OFFICE_VALUES = (
+    "pk",
+    "person__id_number",
+    "person__name",
+    "person__sex",
+    "person__birth_date",
+    "person__phone",
+    "region__code",
+    "disease__code",
+    "disease__name",
+    "disease__disease_type",
+    "state",
+    "treating_institution__code",
+    "treating_institution__name",
+    "decided_at",
+    "valid_from",
+    "valid_until",
+)
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    region: Region
+    period: str
+    shape: str
+    basis: str
+    full_id_numbers: bool
+
+
+def period_bounds(period: str) -> tuple[dt.date, dt.date]:
+    """``YYYY-MM`` → (first day, first day of the next month)."""
+    try:
+        start = dt.datetime.strptime(period, "%Y-%m").date()
+    except (TypeError, ValueError):
+        raise InvalidInput(_("Give the period as YYYY-MM, e.g. 2026-11."), details={"field": "period"})
+    return start, first_of_next_month(start)
+
+
+def export_request(
+    *, viewer: Any | None, region_code: str, period: str, shape: str = OFFICE, basis: str = DECIDED
+) -> ExportRequest:
+    """Check who may export what. ``viewer=None`` is an operator at the command line.
+
+    - the office list: administrators and reviewers, a reviewer only for their own region;
+      ID numbers masked except for administrators (and operators);
+    - the national platform's shape carries certno in full: administrators (and operators) only.
+    """
+    if shape not in SHAPES:
+        raise InvalidInput(
+            _("Shape must be one of %(list)s.") % {"list": ", ".join(SHAPES)}, details={"field": "shape"}
+        )
+    if basis not in BASES:
+        raise InvalidInput(_("Basis must be one of %(list)s.") % {"list": ", ".join(BASES)}, details={"field": "basis"})
+    period_bounds(period)
+    region = Region.objects.filter(code=(region_code or "").strip()).first()
+    if region is None:
+        raise InvalidInput(
+            _("Region code “%(code)s” does not exist.") % {"code": region_code}, details={"field": "region"}
+        )
+    admin = viewer is None or roles.has_any_role(viewer, roles.ADMIN)
+    if not admin:
+        if shape == NATIONAL:
+            raise NotPermitted(_("The national-platform export carries full ID numbers: administrators only."))
+        if not roles.has_any_role(viewer, roles.REVIEWER):
+            raise NotPermitted(_("Only administrators and reviewers export enrollments."))
+        own = enrollment_selectors.user_region(viewer)
+        if own is None or region.code not in enrollment_selectors.region_and_descendant_codes(own):
+            raise NotPermitted(_("You may export only your own region's enrollments."))
+    return ExportRequest(region=region, period=period, shape=shape, basis=basis, full_id_numbers=admin)
+
+
+def enrollments_for_export(*, viewer: Any | None, request: ExportRequest) -> QuerySet[Application]:
+    """Approved and expiring enrollments of the region (and the regions inside it) for the period.
+
+    basis "decided": approved during the period; basis "covering": valid on any day of it.
+    """
+    base = Application.objects.all() if viewer is None else enrollment_selectors.applications_visible_to(viewer)
+    codes = enrollment_selectors.region_and_descendant_codes(request.region)
+    start, end = period_bounds(request.period)
+    queryset = base.filter(region__code__in=codes, state__in=COVERING_STATES)
+    if request.basis == DECIDED:
+        tz = timezone.get_default_timezone()
+        queryset = queryset.filter(
+            decided_at__gte=dt.datetime.combine(start, dt.time.min, tzinfo=tz),
+            decided_at__lt=dt.datetime.combine(end, dt.time.min, tzinfo=tz),
+        )
+    else:
+        queryset = queryset.filter(valid_from__lt=end).exclude(valid_until__lt=start)
+    return queryset.order_by("pk")
+
+
+def _date(value: dt.date | None) -> str:
+    return value.isoformat() if value else ""
+
+
+def export_rows(
+    *, viewer: Any | None, request: ExportRequest, chunk_size: int = 2000
+) -> tuple[tuple[str, ...], Iterator[tuple[Any, ...]]]:
+    """The header and a lazy row iterator: values_list + iterator(), so memory stays flat."""
+    queryset = enrollments_for_export(viewer=viewer, request=request)
+    logger.info(
+        "enrollment export: user=%s region=%s period=%s shape=%s full_id_numbers=%s",
+        getattr(viewer, "pk", "operator"),
+        request.region.code,
+        request.period,
+        request.shape,
+        request.full_id_numbers,
+    )
+    if request.shape == NATIONAL:
+        return NATIONAL_FIELDS, _national_rows(queryset, chunk_size)
+    return OFFICE_FIELDS, _office_rows(queryset, chunk_size, request.full_id_numbers)
+
+
+def _national_rows(queryset: QuerySet[Application], chunk_size: int) -> Iterator[tuple[Any, ...]]:
+    for (
+        psn_no,
+        certno,
+        name,
+        sex,
+        birth,
+        tel,
+        insutype,
+        admdvs,
+        code,
+        disease_name,
+        diagnosing_institution,
+        treating_institution,
+        diagnosis_date,
+        doctor,
+        valid_from,
+        valid_until,
+    ) in queryset.values_list(*_NATIONAL_VALUES).iterator(chunk_size=chunk_size):
+        yield (
+            psn_no or "",
+            certno,
+            name,
+            sex,
+            _date(birth),
+            tel or "",
+            insutype,
+            admdvs,
+            code,
+            disease_name,
+            diagnosing_institution or treating_institution,
+            _date(diagnosis_date),
+            doctor or "",
+            _date(valid_from),
+            _date(valid_until),
+        )
+
+
+def _office_rows(queryset: QuerySet[Application], chunk_size: int, full_ids: bool) -> Iterator[tuple[Any, ...]]:
+    for row in queryset.values_list(*_OFFICE_VALUES).iterator(chunk_size=chunk_size):
+        decided_at = row[13]
+        yield (
+            row[0],
+            row[1] if full_ids else mask_id_number(row[1]),
+            *row[2:4],
+            _date(row[4]),
+            row[5] or "",
+            *row[6:13],
+            _date(timezone.localtime(decided_at).date()) if decided_at else "",
+            _date(row[14]),
+            _date(row[15]),
+        )

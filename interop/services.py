@@ -1,0 +1,418 @@
+"""Every write of the interop app: roster imports and their commit, the assisted-filing worklist,
+catalogue versions. Persons and applications are only ever written through enrollment.services."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from itertools import groupby
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from enrollment import roles
+from enrollment import selectors as enrollment_selectors
+from enrollment import services as enrollment_services
+from enrollment.errors import DomainError, InvalidInput, NotPermitted, RuleViolation
+from enrollment.models import COVERING_STATES, Application, Disease, InsuranceType, TerminationReason
+from interop import selectors
+from interop.catalogue import catalogue_diff, parse_catalogue
+from interop.models import (
+    AssistedFiling,
+    CatalogueImport,
+    FilingState,
+    ImportState,
+    RosterImport,
+    RosterRow,
+    RowAction,
+    RowStatus,
+)
+from interop.rosters import REQUIRED_COLUMNS, ROSTER_COLUMNS, Entry, RosterChecker
+from interop.tabular import map_header, read_table
+
+logger = logging.getLogger(__name__)
+
+ROSTER_MAX_BYTES = getattr(settings, "ROSTER_MAX_BYTES", 50 * 1024 * 1024)
+DRY_RUN_CHUNK = 5000
+# Commit chunks are small: each is one transaction, and on SQLite a transaction holds the write lock.
+COMMIT_CHUNK = 200
+# A phase whose worker has not reported progress for this long is taken over by the next run.
+STALE_AFTER = dt.timedelta(minutes=10)
+
+
+# ---------------------------------------------------------------------------
+# Roster imports
+# ---------------------------------------------------------------------------
+
+
+def roster_import_create(*, name: str, content: bytes, actor: Any, queue: bool = True) -> RosterImport:
+    """Store an uploaded roster and queue its dry run (``queue=False``: the caller runs
+    roster_import_run itself, as the management command does). The header is checked at once."""
+    selectors.ensure_may_import(actor)
+    if len(content) > ROSTER_MAX_BYTES:
+        raise InvalidInput(
+            _("The file is larger than %(max)d MB; split the roster.") % {"max": ROSTER_MAX_BYTES // 1048576},
+            code="invalid_file",
+        )
+    table = read_table(content, name)
+    map_header(table.header, ROSTER_COLUMNS, REQUIRED_COLUMNS)
+    if not table.rows:
+        raise InvalidInput(_("The roster has a header but no rows."), code="invalid_file")
+    admin = roles.has_any_role(actor, roles.ADMIN)
+    scope_region = None if admin else enrollment_selectors.user_region(actor)
+    if not admin and scope_region is None:
+        raise NotPermitted(_("Your account is not attached to a hospital or region."))
+    with transaction.atomic():
+        roster = RosterImport.objects.create(
+            uploaded_by=actor,
+            institution=enrollment_selectors.user_institution(actor),
+            scope_region=scope_region,
+            original_name=(name or "roster").replace("\\", "/").rsplit("/", 1)[-1][:255],
+            file_format=table.file_format,
+            encoding=table.encoding,
+            content=content,
+            lines_total=len(table.rows),
+        )
+        if queue:
+            transaction.on_commit(lambda: _queue(roster.pk))
+    return roster
+
+
+def roster_import_request_commit(*, import_id: int, actor: Any, queue: bool = True) -> RosterImport:
+    """After the dry run: queue the commit (persons registered, eligible rows onto the worklist)."""
+    with transaction.atomic():
+        roster = _lock_visible_import(import_id, actor)
+        if roster.state != ImportState.VALIDATED:
+            raise RuleViolation(
+                _("This import is “%(state)s”; only an import whose dry run is done can be committed.")
+                % {"state": roster.get_state_display()},
+                code="import_not_validated",
+            )
+        roster.state = ImportState.COMMIT_REQUESTED
+        roster.committed_by = actor
+        roster.lines_done = 0
+        roster.save(update_fields=["state", "committed_by", "lines_done"])
+        if queue:
+            transaction.on_commit(lambda: _queue(roster.pk))
+    return roster
+
+
+def _queue(import_id: int) -> None:
+    from interop.tasks import run_roster_import
+
+    run_roster_import.delay(import_id)
+
+
+def _lock_visible_import(import_id: int, actor: Any) -> RosterImport:
+    selectors.ensure_may_import(actor)
+    visible = selectors.roster_imports_visible_to(actor).filter(pk=import_id).values_list("pk", flat=True)
+    roster = RosterImport.objects.select_for_update().filter(pk__in=visible).first()
+    if roster is None:
+        raise InvalidInput(_("Roster import #%(id)s does not exist.") % {"id": import_id}, code="not_found")
+    return roster
+
+
+def roster_import_run(*, import_id: int) -> RosterImport | None:
+    """Do what the import's state asks: the dry run, or the commit. Safe to run twice.
+
+    A phase is claimed by a conditional UPDATE, so two deliveries of the same task never run it
+    side by side; a phase whose worker died (no progress for STALE_AFTER) is run again from the
+    start: its report rows are rewritten, person_register is an upsert, and a worklist item that
+    already exists is reported as such rather than created twice.
+    """
+    now = timezone.now()
+    stale = Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - STALE_AFTER)
+    phases = (
+        (ImportState.VALIDATING, False, Q(state=ImportState.PENDING) | (Q(state=ImportState.VALIDATING) & stale)),
+        (
+            ImportState.COMMITTING,
+            True,
+            Q(state=ImportState.COMMIT_REQUESTED) | (Q(state=ImportState.COMMITTING) & stale),
+        ),
+    )
+    for running, commit, claim in phases:
+        claimed = RosterImport.objects.filter(claim, pk=import_id).update(
+            state=running, heartbeat_at=now, lines_done=0, error=""
+        )
+        if claimed:
+            roster = RosterImport.objects.select_related("scope_region", "committed_by").get(pk=import_id)
+            try:
+                _run_phase(roster, commit=commit)
+            except DomainError as exc:
+                _fail(roster, str(exc.message))
+            except Exception:
+                _fail(roster, _("The import stopped on an internal error; it has been logged."))
+                raise
+            roster.refresh_from_db()
+            return roster
+    return None
+
+
+def _fail(roster: RosterImport, message: str) -> None:
+    logger.warning("roster import %s failed", roster.pk)
+    RosterImport.objects.filter(pk=roster.pk).update(state=ImportState.FAILED, error=message, heartbeat_at=None)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _run_phase(roster: RosterImport, *, commit: bool) -> None:
+    table = read_table(bytes(roster.content), roster.original_name)
+    columns = map_header(table.header, ROSTER_COLUMNS, REQUIRED_COLUMNS)
+    checker = RosterChecker(columns=columns, scope_region=roster.scope_region)
+    actor = roster.committed_by or roster.uploaded_by
+    by_status: Counter[str] = Counter()
+    by_action: Counter[str] = Counter()
+    RosterRow.objects.filter(roster_import=roster).delete()
+    done = 0
+    for chunk in _chunks(table.rows, COMMIT_CHUNK if commit else DRY_RUN_CHUNK):
+        entries = checker.check(chunk)
+        with transaction.atomic():
+            if commit:
+                _commit_entries(roster, checker, entries, actor)
+            RosterRow.objects.bulk_create([_row(roster, entry) for entry in entries], batch_size=1000)
+        by_status.update(entry.status for entry in entries)
+        by_action.update(entry.action or RowAction.NOT_WRITTEN for entry in entries)
+        done += len(chunk)
+        RosterImport.objects.filter(pk=roster.pk).update(lines_done=done, heartbeat_at=timezone.now())
+    counts = {
+        "lines": len(table.rows),
+        "entries": sum(by_status.values()),
+        "by_status": {status: by_status.get(status, 0) for status in RowStatus.values},
+    }
+    finished: dict[str, Any] = {"lines_total": len(table.rows), "lines_done": done, "heartbeat_at": None}
+    if commit:
+        counts["by_action"] = {action: by_action.get(action, 0) for action in RowAction.values if action}
+        finished.update(state=ImportState.COMMITTED, committed_at=timezone.now(), content=b"")
+    else:
+        finished.update(state=ImportState.VALIDATED, validated_at=timezone.now())
+    RosterImport.objects.filter(pk=roster.pk).update(counts=counts, **finished)
+
+
+def _row(roster: RosterImport, entry: Entry) -> RosterRow:
+    return RosterRow(
+        roster_import=roster,
+        line=entry.line,
+        id_number=entry.id_number,
+        name=entry.name,
+        region_code=entry.region_code,
+        phone=entry.phone,
+        support_categories=entry.support_categories,
+        declared=entry.declared,
+        disease_id=entry.disease_id,
+        status=entry.status,
+        reason_code=entry.reason_code,
+        message=entry.message,
+        action=entry.action or RowAction.NOT_WRITTEN,
+        person_id=entry.person_id,
+    )
+
+
+def _commit_entries(roster: RosterImport, checker: RosterChecker, entries: list[Entry], actor: Any) -> None:
+    """Register each valid line's person and put its eligible conditions on the worklist."""
+    for _line, group in groupby(entries, key=lambda entry: entry.line):
+        lines = list(group)
+        first = lines[0]
+        if not first.person_ok:
+            continue
+        state = checker.people[first.id_number]
+        known = state.details
+        try:
+            person = enrollment_services.person_register(
+                id_number=first.id_number,
+                name=first.name,
+                insured_region=checker.reference.regions[first.region_code],
+                actor=actor,
+                # A roster carries no insurance details: keep what the person already has.
+                insurance_type=known.get("insurance_type", InsuranceType.RESIDENT),
+                insurance_number=known.get("insurance_number", ""),
+                phone=first.phone or known.get("phone", ""),
+                support_categories=sorted(set(known.get("support_categories", [])) | set(first.support_categories)),
+            )
+        except DomainError as exc:
+            for entry in lines:
+                entry.status, entry.reason_code, entry.message = RowStatus.INVALID, exc.code, str(exc.message)
+            continue
+        state.person_id = person.pk
+        state.details = {
+            "insurance_type": person.insurance_type,
+            "insurance_number": person.insurance_number,
+            "phone": person.phone,
+            "support_categories": person.support_categories,
+        }
+        for entry in lines:
+            entry.person_id = person.pk
+            entry.action = RowAction.PERSON_REGISTERED
+            if entry.status != RowStatus.ELIGIBLE:
+                continue
+            if entry.reason_code == "on_worklist":
+                entry.action = RowAction.FILING_EXISTS
+                continue
+            try:
+                with transaction.atomic():
+                    AssistedFiling.objects.create(
+                        person=person,
+                        disease_id=entry.disease_id,
+                        institution_id=entry.institution_id,
+                        roster_import=roster,
+                        roster_line=entry.line,
+                    )
+                entry.action = RowAction.FILING_CREATED
+            except IntegrityError:
+                # Put there meanwhile (another import, or an earlier run of this one).
+                entry.action = RowAction.FILING_EXISTS
+                entry.reason_code = "on_worklist"
+
+
+# ---------------------------------------------------------------------------
+# The assisted-filing worklist (合办帮办)
+# ---------------------------------------------------------------------------
+
+
+def _lock_filing(filing_id: int, actor: Any) -> AssistedFiling:
+    visible = selectors.assisted_filings_visible_to(actor).filter(pk=filing_id).values_list("pk", flat=True)
+    filing = (
+        AssistedFiling.objects.select_for_update(of=("self",))
+        .select_related("person", "disease", "institution")
+        .filter(pk__in=visible)
+        .first()
+    )
+    if filing is None:
+        raise InvalidInput(_("Worklist item #%(id)s does not exist.") % {"id": filing_id}, code="not_found")
+    if filing.state != FilingState.OPEN:
+        raise RuleViolation(
+            _("This worklist item is already %(state)s.") % {"state": filing.get_state_display()},
+            code="filing_closed",
+        )
+    return filing
+
+
+def assisted_filing_file(*, filing_id: int, actor: Any) -> AssistedFiling:
+    """One click: file the application for the person and disease on the worklist.
+
+    The filing goes through enrollment.services.application_submit, so every filing rule is
+    checked again now; if one refuses, the item stays open and the message says why.
+    """
+    with transaction.atomic():
+        filing = _lock_filing(filing_id, actor)
+        application = enrollment_services.application_submit(
+            person=filing.person, disease=filing.disease, treating_institution=filing.institution, actor=actor
+        )
+        filing.state = FilingState.FILED
+        filing.application = application
+        filing.closed_by = actor
+        filing.closed_at = timezone.now()
+        filing.save(update_fields=["state", "application", "closed_by", "closed_at"])
+    return filing
+
+
+def assisted_filing_dismiss(*, filing_id: int, actor: Any, reason: str) -> AssistedFiling:
+    """Take an item off the worklist (the person declined, moved, …); the reason is kept."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(_("Say why the item is dismissed."), details={"field": "reason"})
+    with transaction.atomic():
+        filing = _lock_filing(filing_id, actor)
+        filing.state = FilingState.DISMISSED
+        filing.dismiss_reason = reason
+        filing.closed_by = actor
+        filing.closed_at = timezone.now()
+        filing.save(update_fields=["state", "dismiss_reason", "closed_by", "closed_at"])
+    return filing
+
+
+# ---------------------------------------------------------------------------
+# Catalogue versions
+# ---------------------------------------------------------------------------
+
+
+def _ensure_catalogue_admin(actor: Any) -> None:
+    if not (roles.is_system(actor) or roles.has_any_role(actor, roles.ADMIN)):
+        raise NotPermitted(_("Only administrators maintain the disease catalogue."))
+
+
+def catalogue_import_create(*, name: str, content: bytes, actor: Any, version: str | None = None) -> CatalogueImport:
+    """Read a new catalogue version and store it with its diff; nothing in the catalogue changes yet."""
+    _ensure_catalogue_admin(actor)
+    data = parse_catalogue(content, name, version)
+    return CatalogueImport.objects.create(
+        uploaded_by=actor,
+        original_name=(name or "catalogue")[:255],
+        version=data["version"][:20],
+        data=data,
+        diff=catalogue_diff(data),
+    )
+
+
+def catalogue_import_apply(*, import_id: int, actor: Any, terminate_enrollments: bool = False) -> dict[str, Any]:
+    """Apply a stored catalogue version (the diff is computed again against today's catalogue).
+
+    Added and changed diseases go through enrollment.services.catalogue_load. Removed diseases
+    are deactivated, never deleted (applications refer to them); with ``terminate_enrollments``
+    their approved and expiring enrollments end with reason ``disease_removed`` through
+    enrollment.services.application_terminate, one audited transition each.
+    """
+    _ensure_catalogue_admin(actor)
+    with transaction.atomic():
+        record = CatalogueImport.objects.select_for_update().filter(pk=import_id).first()
+        if record is None:
+            raise InvalidInput(_("Catalogue import #%(id)s does not exist.") % {"id": import_id}, code="not_found")
+        if record.applied_at is not None:
+            raise RuleViolation(_("This catalogue version has already been applied."), code="already_applied")
+        data = record.data
+        diff = catalogue_diff(data)
+        loaded = enrollment_services.catalogue_load(data=data, actor=actor)
+        removed_codes = [item["code"] for item in diff["removed"]]
+        deactivated = Disease.objects.filter(code__in=removed_codes).update(
+            active=False, catalogue_version=str(data["version"])[:20]
+        )
+        result: dict[str, Any] = {
+            **loaded,
+            "added": len(diff["added"]),
+            "changed": len(diff["changed"]),
+            "deactivated": deactivated,
+            "terminated": 0,
+            "not_terminated": [],
+        }
+        record.diff = diff
+        record.applied_at = timezone.now()
+        record.applied_by = actor
+        record.result = result
+        record.save(update_fields=["diff", "applied_at", "applied_by", "result"])
+    if terminate_enrollments and removed_codes:
+        result.update(terminate_removed_enrollments(codes=removed_codes, actor=actor))
+        CatalogueImport.objects.filter(pk=record.pk).update(result=result)
+    return result
+
+
+def terminate_removed_enrollments(*, codes: Sequence[str], actor: Any) -> dict[str, Any]:
+    """End every approved or expiring enrollment of inactive diseases (one transaction each, so a
+    long run can be resumed by running it again: terminated enrollments are no longer selected)."""
+    _ensure_catalogue_admin(actor)
+    inactive = list(Disease.objects.filter(code__in=codes, active=False).values_list("pk", flat=True))
+    enrollments = Application.objects.filter(disease_id__in=inactive, state__in=COVERING_STATES)
+    today = timezone.localdate()
+    terminated = 0
+    refused: list[dict[str, Any]] = []
+    for application_id, valid_from in list(enrollments.order_by("pk").values_list("pk", "valid_from")):
+        try:
+            enrollment_services.application_terminate(
+                application_id=application_id,
+                actor=actor,
+                reason=TerminationReason.DISEASE_REMOVED,
+                note=_("Disease removed from the catalogue."),
+                # An enrollment that starts next month ends the day it would have started.
+                ended_on=max(today, valid_from) if valid_from else today,
+            )
+            terminated += 1
+        except DomainError as exc:
+            refused.append({"application": application_id, "code": exc.code, "message": str(exc.message)})
+    return {"terminated": terminated, "not_terminated": refused}

@@ -1,0 +1,251 @@
+"""Every read of the reviews app, scoped to the viewer: a reviewer sees their region and its sub-regions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from enrollment import roles
+from enrollment import selectors as enrollment_selectors
+from enrollment.models import Application, Disease, Region, State
+from enrollment.periods import period_key
+from reviews.models import Outcome, ReviewBatch, ReviewItem, StageDecision
+
+DEFAULT_REVIEW_STAGES: dict[str, list[str]] = {
+    "11": ["initial_review"],
+    "12": ["initial_review", "recheck", "approval"],
+}
+
+# ---------------------------------------------------------------------------
+# Configuration: stages, cutoffs
+# ---------------------------------------------------------------------------
+
+
+def stages_for(disease: Disease) -> list[str]:
+    """The disease's own stages, else its type's default (settings.REVIEW_STAGES)."""
+    if disease.review_stages:
+        return list(disease.review_stages)
+    defaults = getattr(settings, "REVIEW_STAGES", DEFAULT_REVIEW_STAGES)
+    return list(defaults.get(disease.disease_type) or ["initial_review"])
+
+
+def batch_cutoff(period: str, batch_day: int) -> dt.datetime:
+    """Midnight (Asia/Shanghai) at the start of the period's batch day: diagnosed before it = in the batch."""
+    year, month = (int(part) for part in period.split("-"))
+    return timezone.make_aware(dt.datetime(year, month, batch_day))
+
+
+def reviewer_region_ids(user: Any) -> list[int] | None:
+    """Regions whose items the user reviews; None means every region (admin)."""
+    if roles.has_any_role(user, roles.ADMIN):
+        return None
+    if not roles.has_any_role(user, roles.REVIEWER):
+        return []
+    region = enrollment_selectors.user_region(user)
+    if region is None:
+        return []
+    codes = enrollment_selectors.region_and_descendant_codes(region)
+    return list(Region.objects.filter(code__in=codes).values_list("pk", flat=True))
+
+
+def stages_held(user: Any) -> list[str]:
+    profile = getattr(user, "profile", None)
+    return list(profile.review_stages or []) if profile is not None else []
+
+
+# ---------------------------------------------------------------------------
+# Batches
+# ---------------------------------------------------------------------------
+
+
+def batches_visible_to(user: Any) -> QuerySet[ReviewBatch]:
+    base = ReviewBatch.objects.select_related("region")
+    region_ids = reviewer_region_ids(user)
+    if region_ids is None:
+        return base
+    return base.filter(region_id__in=region_ids)
+
+
+def assembly_candidates(*, region_id: int, cutoff: dt.datetime) -> QuerySet[Application]:
+    """Diagnosed applications of the region, diagnosed before the cutoff, that pass the enqueue guard."""
+    return (
+        Application.objects.filter(region_id=region_id, state=State.DIAGNOSED, diagnosed_at__lt=cutoff)
+        .exclude(icd10_code="")
+        .filter(diagnosis_date__isnull=False, physician__isnull=False)
+    )
+
+
+@dataclass(frozen=True)
+class DueBatch:
+    region_id: int
+    period: str
+
+
+def due_batches(day: dt.date) -> list[DueBatch]:
+    """The batches to assemble on ``day``.
+
+    A region is due from its policy's batch day on (so a day the beat missed is caught up the next
+    day) when the month's batch is not assembled yet and something waits for it; a batch an
+    interrupted run left unfinished is always due.
+    """
+    period = period_key(day)
+    due: dict[tuple[int, str], DueBatch] = {}
+    for batch in ReviewBatch.objects.filter(assembled_at__isnull=True).only("region_id", "period"):
+        due[(batch.region_id, batch.period)] = DueBatch(batch.region_id, batch.period)
+    assembled = set(
+        ReviewBatch.objects.filter(period=period, assembled_at__isnull=False).values_list("region_id", flat=True)
+    )
+    region_ids = (
+        Application.objects.filter(state=State.DIAGNOSED).order_by().values_list("region_id", flat=True).distinct()
+    )
+    for region in Region.objects.filter(pk__in=list(region_ids)).exclude(pk__in=assembled):
+        policy = enrollment_selectors.policy_for_region(region)
+        if day.day < policy.batch_day:
+            continue
+        if assembly_candidates(region_id=region.pk, cutoff=batch_cutoff(period, policy.batch_day)).exists():
+            due.setdefault((region.pk, period), DueBatch(region.pk, period))
+    return sorted(due.values(), key=lambda d: (d.period, d.region_id))
+
+
+def batch_counts(batch: ReviewBatch) -> dict[str, Any]:
+    """The data of a batch page: counts by outcome, stage and disease, ageing, who decided what."""
+    items = ReviewItem.objects.filter(batch=batch).order_by()
+    by_outcome = dict(items.values_list("outcome").annotate(n=Count("id")))
+    by_stage = dict(items.filter(outcome=Outcome.PENDING).values_list("stage").annotate(n=Count("id")))
+    by_disease: dict[str, dict[str, Any]] = {}
+    for code, name, outcome, n in (
+        items.values_list("application__disease__code", "application__disease__name", "outcome")
+        .annotate(n=Count("id"))
+        .order_by("application__disease__code")
+    ):
+        row = by_disease.setdefault(code, {"code": code, "name": name, **{o: 0 for o in Outcome.values}})
+        row[outcome] = n
+    now = timezone.now()
+    ageing_buckets = [("0-7", 0, 7), ("8-14", 8, 14), ("15-30", 15, 30), ("31+", 31, None)]
+    ageing = {}
+    pending = items.filter(outcome=Outcome.PENDING)
+    for label, low, high in ageing_buckets:
+        bucket = pending.filter(queued_at__lte=now - dt.timedelta(days=low))
+        if high is not None:
+            bucket = bucket.filter(queued_at__gt=now - dt.timedelta(days=high + 1))
+        ageing[label] = bucket.count()
+    oldest = pending.order_by("queued_at").values_list("queued_at", flat=True).first()
+    deciders = [
+        {"user": username, "stage": stage, "decision": decision, "count": n}
+        for username, stage, decision, n in StageDecision.objects.filter(batch=batch)
+        .order_by("decided_by__username", "stage", "decision")
+        .values_list("decided_by__username", "stage", "decision")
+        .annotate(n=Count("id"))
+    ]
+    return {
+        "items": batch.item_count,
+        "by_outcome": {o: by_outcome.get(o, 0) for o in Outcome.values},
+        "pending_by_stage": by_stage,
+        "by_disease": list(by_disease.values()),
+        "ageing_days": ageing,
+        "oldest_pending_since": oldest,
+        "decided_by": deciders,
+    }
+
+
+# ---------------------------------------------------------------------------
+# Queues
+# ---------------------------------------------------------------------------
+
+
+def items_visible_to(user: Any) -> QuerySet[ReviewItem]:
+    base = ReviewItem.objects.select_related(
+        "batch", "region", "claimed_by", "application__person", "application__disease"
+    )
+    region_ids = reviewer_region_ids(user)
+    if region_ids is None:
+        return base
+    return base.filter(region_id__in=region_ids)
+
+
+def queue_for(user: Any, *, stage: str | None = None) -> QuerySet[ReviewItem]:
+    """Pending items of the reviewer's region at a stage they hold that they may decide, oldest first.
+
+    Items the user filed, diagnosed or already decided at another stage are left out: separation of
+    duties would refuse them anyway.
+    """
+    held = stages_held(user)
+    if stage is not None:
+        held = [s for s in held if s == stage]
+    region_ids = reviewer_region_ids(user)
+    if not roles.has_any_role(user, roles.REVIEWER) or not held or not region_ids:
+        return ReviewItem.objects.none()
+    return (
+        ReviewItem.objects.filter(outcome=Outcome.PENDING, region_id__in=region_ids, stage__in=held)
+        .exclude(application__filed_by=user)
+        .exclude(application__diagnosed_by=user)
+        .exclude(
+            Exists(
+                StageDecision.objects.filter(application_id=OuterRef("application_id"), decided_by=user).exclude(
+                    stage=OuterRef("stage")
+                )
+            )
+        )
+        .order_by("queued_at", "id")
+    )
+
+
+def lease_free(now: dt.datetime) -> Q:
+    return Q(claimed_by__isnull=True) | Q(lease_expires_at__lte=now)
+
+
+def claimable_for(user: Any, *, stage: str | None = None) -> QuerySet[ReviewItem]:
+    return queue_for(user, stage=stage).filter(lease_free(timezone.now()))
+
+
+def queue_page(
+    user: Any,
+    *,
+    after: tuple[dt.datetime, int] | None = None,
+    limit: int = 50,
+    mine: bool = False,
+    stage: str | None = None,
+) -> list[ReviewItem]:
+    """One keyset page: items waiting or claimed by the user, after the (queued_at, id) cursor."""
+    now = timezone.now()
+    queryset = queue_for(user, stage=stage)
+    mine_q = Q(claimed_by=user, lease_expires_at__gt=now)
+    queryset = queryset.filter(mine_q if mine else (mine_q | lease_free(now)))
+    if after is not None:
+        queued_at, item_id = after
+        queryset = queryset.filter(Q(queued_at__gt=queued_at) | Q(queued_at=queued_at, id__gt=item_id))
+    return list(
+        queryset.select_related("batch", "region", "claimed_by", "application__person", "application__disease")[:limit]
+    )
+
+
+def claimed_by(user: Any) -> QuerySet[ReviewItem]:
+    return ReviewItem.objects.filter(claimed_by=user, outcome=Outcome.PENDING, lease_expires_at__gt=timezone.now())
+
+
+def item_decisions(item: ReviewItem) -> QuerySet[StageDecision]:
+    return StageDecision.objects.filter(application_id=item.application_id).select_related("decided_by")
+
+
+def next_round(application_id: int) -> int:
+    rounds = list(ReviewItem.objects.filter(application_id=application_id).values_list("round", flat=True))
+    rounds += list(StageDecision.objects.filter(application_id=application_id).values_list("round", flat=True))
+    return max(rounds, default=0) + 1
+
+
+def rounds_by_application(application_ids: list[int]) -> dict[int, int]:
+    """The next review round of each application (1 when never reviewed)."""
+    from django.db.models import Max
+
+    done = dict(
+        ReviewItem.objects.filter(application_id__in=application_ids)
+        .order_by()
+        .values_list("application_id")
+        .annotate(m=Max("round"))
+    )
+    return {pk: done.get(pk, 0) + 1 for pk in application_ids}

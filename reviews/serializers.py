@@ -1,0 +1,184 @@
+"""Thin DRF serializers for batches, queue items and decisions; the services decide."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from reviews.models import Decision, RejectReason, ReviewBatch, ReviewItem, StageDecision
+
+
+class ReviewBatchSerializer(serializers.ModelSerializer):
+    region = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    region_name = serializers.CharField(source="region.name", read_only=True)
+
+    class Meta:
+        model = ReviewBatch
+        fields = [
+            "id",
+            "region",
+            "region_name",
+            "period",
+            "cutoff",
+            "state",
+            "item_count",
+            "created_at",
+            "assembled_at",
+            "closed_at",
+        ]
+
+
+class DeciderSerializer(serializers.Serializer):
+    user = serializers.CharField()
+    stage = serializers.CharField()
+    decision = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class BatchStatsSerializer(serializers.Serializer):
+    items = serializers.IntegerField()
+    by_outcome = serializers.DictField(child=serializers.IntegerField())
+    pending_by_stage = serializers.DictField(child=serializers.IntegerField())
+    by_disease = serializers.ListField(child=serializers.DictField())
+    ageing_days = serializers.DictField(child=serializers.IntegerField())
+    oldest_pending_since = serializers.DateTimeField(allow_null=True)
+    decided_by = DeciderSerializer(many=True)
+
+
+class ReviewBatchDetailSerializer(ReviewBatchSerializer):
+    stats = serializers.SerializerMethodField()
+
+    class Meta(ReviewBatchSerializer.Meta):
+        fields = [*ReviewBatchSerializer.Meta.fields, "stats"]
+
+    def get_stats(self, batch: ReviewBatch) -> dict[str, Any]:
+        return BatchStatsSerializer(self.context["stats"]).data
+
+
+class StageDecisionSerializer(serializers.ModelSerializer):
+    decided_by = serializers.CharField(source="decided_by.username", read_only=True)
+
+    class Meta:
+        model = StageDecision
+        fields = [
+            "round",
+            "stage",
+            "decision",
+            "reason_code",
+            "reason",
+            "decided_by",
+            "decided_at",
+            "batch",
+            "two_diseases_application",
+        ]
+
+
+class ReviewItemSerializer(serializers.ModelSerializer):
+    """A queue row: the person's ID number is masked, as in every list."""
+
+    application = serializers.IntegerField(source="application_id", read_only=True)
+    person_name = serializers.CharField(source="application.person.name", read_only=True)
+    person_id_number = serializers.CharField(source="application.person.masked_id_number", read_only=True)
+    disease = serializers.CharField(source="application.disease.code", read_only=True)
+    disease_name = serializers.CharField(source="application.disease.name", read_only=True)
+    application_state = serializers.CharField(source="application.state", read_only=True)
+    batch_period = serializers.CharField(source="batch.period", read_only=True)
+    region = serializers.CharField(source="region.code", read_only=True)
+    claimed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ReviewItem
+        fields = [
+            "id",
+            "application",
+            "application_state",
+            "person_name",
+            "person_id_number",
+            "disease",
+            "disease_name",
+            "batch",
+            "batch_period",
+            "region",
+            "round",
+            "stages",
+            "stage",
+            "outcome",
+            "queued_at",
+            "claimed_by",
+            "lease_expires_at",
+            "decided_at",
+        ]
+
+
+class ReviewItemDetailSerializer(ReviewItemSerializer):
+    decisions = serializers.SerializerMethodField()
+
+    class Meta(ReviewItemSerializer.Meta):
+        fields = [*ReviewItemSerializer.Meta.fields, "decisions"]
+
+    def get_decisions(self, item: ReviewItem) -> list[dict[str, Any]]:
+        return StageDecisionSerializer(self.context["decisions"], many=True).data
+
+
+class QueuePageSerializer(serializers.Serializer):
+    next = serializers.CharField(allow_null=True, help_text=_("Cursor of the next page; null on the last page."))
+    results = ReviewItemSerializer(many=True)
+
+
+ID = {"min_value": 1, "max_value": 2**63 - 1}
+
+
+class ClaimSerializer(serializers.Serializer):
+    count = serializers.IntegerField(min_value=1, max_value=200, default=20)
+    stage = serializers.CharField(required=False, allow_blank=False)
+
+
+class ReleaseSerializer(serializers.Serializer):
+    items = serializers.ListField(
+        child=serializers.IntegerField(**ID), required=False, help_text=_("Omit to release every item you hold.")
+    )
+
+
+class ReleaseResultSerializer(serializers.Serializer):
+    released = serializers.IntegerField()
+
+
+class RejectSerializer(serializers.Serializer):
+    reason_code = serializers.ChoiceField(choices=RejectReason.choices)
+    reason = serializers.CharField(max_length=2000)
+    two_diseases = serializers.BooleanField(
+        default=False, help_text=_("With criteria_not_met for M03900/M01600: enrol in 两病 medication coverage.")
+    )
+
+
+class ApproveSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class ReturnSerializer(serializers.Serializer):
+    missing = serializers.CharField(max_length=2000, help_text=_("What the clinic must add."))
+
+
+class BulkDecisionSerializer(serializers.Serializer):
+    items = serializers.ListField(child=serializers.IntegerField(**ID), min_length=1, max_length=200)
+    decision = serializers.ChoiceField(choices=Decision.choices)
+    reason_code = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class BulkFailureSerializer(serializers.Serializer):
+    item = serializers.IntegerField()
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class BulkResultSerializer(serializers.Serializer):
+    decided = serializers.ListField(child=serializers.IntegerField())
+    failed = BulkFailureSerializer(many=True)
+
+
+class ImmediateApprovalSerializer(serializers.Serializer):
+    application = serializers.IntegerField(**ID)
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")

@@ -1,0 +1,40 @@
+"""Thin Celery tasks for reviews: take ids, call one service, safe to run twice (DESIGN §7).
+
+All of them route to the ``batch`` queue (settings.CELERY_TASK_ROUTES). ``acks_late`` is on
+because each is idempotent: a task redelivered after a worker died mid-way resumes the work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from celery import shared_task
+from django.utils import timezone
+
+from enrollment.services import get_system_user
+from reviews import selectors, services
+
+
+@shared_task(name="reviews.tasks.assemble_due_batches", acks_late=True)
+def assemble_due_batches(day: str | None = None) -> list[list]:
+    """Beat, daily at 02:00: fan out one assembly task per region whose batch day has come.
+
+    ``day`` (YYYY-MM-DD) lets an operator or a test run it "as of" a date; default today (Asia/Shanghai).
+    """
+    as_of = dt.date.fromisoformat(day) if day else timezone.localdate()
+    due = selectors.due_batches(as_of)
+    for item in due:
+        assemble_batch.delay(item.region_id, item.period)
+    return [[item.region_id, item.period] for item in due]
+
+
+@shared_task(name="reviews.tasks.assemble_batch", acks_late=True)
+def assemble_batch(region_id: int, period: str) -> int:
+    """Assemble (or resume) one region's batch for one period; returns the batch id."""
+    batch = services.batch_assemble(region_id=region_id, period=period, actor=get_system_user())
+    return batch.pk
+
+
+@shared_task(name="reviews.tasks.close_batch_if_done", acks_late=True)
+def close_batch_if_done(batch_id: int) -> bool:
+    return services.batch_close_if_done(batch_id=batch_id)

@@ -1,0 +1,119 @@
+"""The daily validity sweep: set-based, chunked, one audit row per change, idempotent, catches up (issue 4)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from enrollment import services, tasks
+from enrollment.errors import NotPermitted
+from enrollment.models import Application, AuditEntry, State
+from tests.enrollment.validity_helpers import at, audit_of, enrol, sweep
+from tests.factories import PolicyFactory
+
+D = dt.date
+
+
+def states(*applications):
+    return [Application.objects.get(pk=a.pk).state for a in applications]
+
+
+def test_approved_becomes_expiring_on_the_first_day_of_the_renewal_window(world):
+    enrollment = enrol(world, on=D(2026, 3, 15))  # until 2029-03-14; window (180 days) from 2028-09-15
+    result = sweep(D(2028, 9, 14))
+    assert result.expiring == 0 and states(enrollment) == [State.APPROVED]
+    result = sweep(D(2028, 9, 15))
+    assert result.expiring == 1 and states(enrollment) == [State.EXPIRING]
+    (entry,) = audit_of(enrollment, "mark_expiring")
+    assert (entry.from_state, entry.to_state, entry.is_system) == ("approved", "expiring", True)
+    assert entry.actor == services.get_system_user()
+    assert entry.details == {"sweep_date": "2028-09-15"}
+
+
+def test_expiring_becomes_expired_after_valid_until_plus_grace(world):
+    PolicyFactory(region=world.region, grace_days=15)
+    enrollment = enrol(world, on=D(2026, 3, 15))
+    sweep(D(2029, 1, 1))
+    sweep(D(2029, 3, 29))  # valid_until + 15 days: still inside grace
+    assert states(enrollment) == [State.EXPIRING]
+    result = sweep(D(2029, 3, 30))
+    assert result.expired == 1
+    enrollment.refresh_from_db()
+    assert (enrollment.state, enrollment.ended_on) == (State.EXPIRED, D(2029, 3, 14))
+    (entry,) = audit_of(enrollment, "expire")
+    assert (entry.from_state, entry.to_state) == ("expiring", "expired")
+
+
+def test_running_twice_changes_nothing_the_second_time(world):
+    enrollments = [enrol(world, on=D(2026, 3, 15)) for _ in range(3)]
+    first = sweep(D(2028, 10, 1))
+    audit_count = AuditEntry.objects.count()
+    second = sweep(D(2028, 10, 1))
+    assert (first.expiring, second.expiring, second.expired) == (3, 0, 0)
+    assert AuditEntry.objects.count() == audit_count
+    assert states(*enrollments) == [State.EXPIRING] * 3
+
+
+def test_catches_up_after_missed_days_with_one_audit_row_per_change(world):
+    long_ago = enrol(world, on=D(2026, 1, 10))  # until 2029-01-09
+    in_window = enrol(world, on=D(2026, 6, 1))  # until 2029-05-31
+    untouched = enrol(world, on=D(2027, 6, 1))
+    # The sweep did not run for months; one run on 2029-02-01 sets everything right.
+    result = sweep(D(2029, 2, 1))
+    assert (result.expired, result.expiring) == (1, 1)
+    assert states(long_ago, in_window, untouched) == [State.EXPIRED, State.EXPIRING, State.APPROVED]
+    (entry,) = audit_of(long_ago, "expire")
+    assert (entry.from_state, entry.to_state) == ("approved", "expired")  # straight from approved
+    assert audit_of(long_ago, "mark_expiring") == []
+
+
+def test_chunks_cover_every_row(world):
+    enrollments = [enrol(world, on=D(2026, 3, 15)) for _ in range(5)]
+    result = sweep(D(2028, 10, 1), chunk_size=2)
+    assert result.expiring == 5
+    assert AuditEntry.objects.filter(transition="mark_expiring").count() == 5
+    assert states(*enrollments) == [State.EXPIRING] * 5
+
+
+def test_each_region_uses_its_own_policy(world):
+    PolicyFactory(region=world.other_region, renewal_window_days=30)
+    here = enrol(world, on=D(2026, 3, 15))
+    there_person = world.person(insured_region=world.other_region)
+    there = enrol(world, on=D(2026, 3, 15), person=there_person)
+    sweep(D(2029, 1, 1))  # 72 days before the end: inside 180, outside 30
+    assert states(here, there) == [State.EXPIRING, State.APPROVED]
+
+
+def test_terminated_and_long_term_enrollments_are_left_alone(world):
+    terminated = enrol(world, on=D(2026, 3, 15))
+    with at(D(2027, 1, 1)):
+        services.application_terminate(application_id=terminated.pk, actor=world.reviewer, reason="cured")
+    sweep(D(2030, 1, 1))
+    assert states(terminated) == [State.TERMINATED]
+
+
+def test_only_the_system_runs_the_sweep(world):
+    with pytest.raises(NotPermitted):
+        services.validity_sweep(day=D(2029, 1, 1), actor=world.admin)
+
+
+def test_run_sweep_command_for_a_date(world):
+    enrollment = enrol(world, on=D(2026, 3, 15))
+    out = StringIO()
+    with at(D(2029, 5, 1)):
+        call_command("run_sweep", "--date", "2028-10-01", "--deliver", stdout=out)
+    assert "1 now expiring" in out.getvalue()
+    assert states(enrollment) == [State.EXPIRING]
+    with pytest.raises(CommandError):
+        call_command("run_sweep", "--date", "01/10/2028")
+
+
+def test_beat_task_runs_the_sweep_for_today(world):
+    enrollment = enrol(world, on=D(2026, 3, 15))
+    with at(D(2029, 3, 15), hour=1):
+        summary = tasks.sweep_validity.apply().get()
+    assert summary["day"] == "2029-03-15" and summary["expired"] == 1
+    assert states(enrollment) == [State.EXPIRED]

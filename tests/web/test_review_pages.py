@@ -1,0 +1,170 @@
+"""Reviewer queue, batch pages and reports: scoped, permitted, and acting through the reviews services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from enrollment import services
+from enrollment.models import Application, State
+from enrollment.periods import period_key
+from reviews import services as review_services
+from reviews.models import ReviewItem
+from tests.web.conftest import diagnose, file_application
+
+pytestmark = pytest.mark.django_db
+
+
+def run_batch(world: Any) -> Any:
+    return review_services.batch_assemble(
+        region_id=world.region.pk,
+        period=period_key(timezone.localdate()),
+        actor=services.get_system_user(),
+        cutoff=timezone.now(),
+    )
+
+
+@pytest.fixture
+def batch(world: Any) -> Any:
+    for _ in range(3):
+        diagnose(world, file_application(world))
+    return run_batch(world)
+
+
+def test_queue_only_for_reviewers(world: Any, client_for: Any) -> None:
+    for attr in ("clerk", "physician_user", "officer", "admin"):
+        assert client_for(getattr(world, attr)).get(reverse("review-queue")).status_code == 403
+        assert client_for(getattr(world, attr)).post(reverse("review-claim"), {"count": 1}).status_code == 403
+    assert client_for(world.reviewer).get(reverse("review-queue")).status_code == 200
+
+
+def test_claim_then_approve_one_from_its_row(world: Any, client_for: Any, batch: Any) -> None:
+    client = client_for(world.reviewer)
+    page = client.get(reverse("review-queue"))
+    assert page.context["waiting"] == 3 and page.context["claimed"] == []
+    response = client.post(reverse("review-claim"), {"count": 2, "stage": ""})
+    assert response.status_code == 302
+    page = client.get(reverse("review-queue"))
+    claimed = page.context["claimed"]
+    assert len(claimed) == 2 and page.context["waiting"] == 1
+    assert all(0 < item.seconds_left <= 30 * 60 for item in claimed)
+    body = page.content.decode()
+    assert (
+        'data-seconds="' in body
+        and reverse("document-download", args=[claimed[0].application.documents.first().pk]) in body
+    )
+    assert claimed[0].application.person.id_number not in body  # masked in the queue
+    first = claimed[0]
+    response = client.post(reverse("review-decide"), {"one": f"approve:{first.pk}", "decision": "approve"})
+    assert response.status_code == 302
+    application = Application.objects.get(pk=first.application_id)
+    assert application.state == State.APPROVED and application.valid_until is not None
+
+
+def test_bulk_reject_needs_reason_and_keeps_selection(world: Any, client_for: Any, batch: Any) -> None:
+    client = client_for(world.reviewer)
+    client.post(reverse("review-claim"), {"count": 3})
+    ids = list(ReviewItem.objects.filter(claimed_by=world.reviewer).values_list("pk", flat=True))
+    response = client.post(reverse("review-decide"), {"items": ids[:2], "decision": "reject", "reason_code": ""})
+    assert response.status_code == 400
+    assert response.context["selected"] == set(ids[:2])
+    assert "reason" in " ".join(str(e) for e in response.context["decide_form"].errors.values()).lower() or (
+        response.context["decide_form"].errors
+    )
+    response = client.post(
+        reverse("review-decide"),
+        {"items": ids[:2], "decision": "reject", "reason_code": "insufficient_evidence", "reason": "缺少检查报告"},
+    )
+    assert response.status_code == 302
+    states = set(Application.objects.filter(review_items__pk__in=ids[:2]).values_list("state", flat=True))
+    assert states == {State.REJECTED}
+
+
+def test_deciding_an_item_not_claimed_is_refused(world: Any, client_for: Any, batch: Any) -> None:
+    item = ReviewItem.objects.first()
+    response = client_for(world.reviewer).post(reverse("review-decide"), {"items": [item.pk], "decision": "approve"})
+    assert response.status_code == 400  # not one of my claimed items
+    assert Application.objects.get(pk=item.application_id).state == State.IN_REVIEW
+
+
+def test_release_gives_items_back(world: Any, client_for: Any, batch: Any) -> None:
+    client = client_for(world.reviewer)
+    client.post(reverse("review-claim"), {"count": 2})
+    assert client.post(reverse("review-release"), {}).status_code == 302
+    assert not ReviewItem.objects.filter(claimed_by=world.reviewer).exists()
+
+
+def test_other_region_reviewer_sees_nothing(world: Any, client_for: Any, batch: Any) -> None:
+    client = client_for(world.other_reviewer)
+    client.post(reverse("review-claim"), {"count": 5})
+    assert client.get(reverse("review-queue")).context["claimed"] == []
+    assert client.get(reverse("batch-detail", args=[batch.pk])).status_code == 404
+    assert list(client.get(reverse("batch-list")).context["page"].object_list) == []
+
+
+def test_batch_pages(world: Any, client_for: Any, batch: Any) -> None:
+    for attr in ("reviewer", "admin"):
+        client = client_for(getattr(world, attr))
+        listing = client.get(reverse("batch-list"))
+        assert [b.pk for b in listing.context["page"].object_list] == [batch.pk]
+        detail = client.get(reverse("batch-detail", args=[batch.pk]))
+        assert detail.status_code == 200
+        assert detail.context["total"] == 3 and detail.context["progress"] == 0
+        assert "M03900" in detail.content.decode()
+    assert client_for(world.clerk).get(reverse("batch-list")).status_code == 403
+    filtered = client_for(world.admin).get(reverse("batch-list"), {"period": "1999-01"})
+    assert list(filtered.context["page"].object_list) == []
+
+
+# -- reports --------------------------------------------------------------------------------------------
+
+
+def test_reports_for_admins_with_charts_and_csv(world: Any, client_for: Any, batch: Any) -> None:
+    reviewer = client_for(world.reviewer)
+    reviewer.post(reverse("review-claim"), {"count": 3})
+    ids = list(ReviewItem.objects.filter(claimed_by=world.reviewer).values_list("pk", flat=True))
+    reviewer.post(reverse("review-decide"), {"items": ids[:2], "decision": "approve"})
+    reviewer.post(
+        reverse("review-decide"),
+        {"items": ids[2:], "decision": "reject", "reason_code": "criteria_not_met", "reason": "血压未达标"},
+    )
+    client = client_for(world.admin)
+    page = client.get(reverse("reports"))
+    assert page.status_code == 200
+    tables = {t.key: t for t, _chart in page.context["tables"]}
+    month = period_key(timezone.localdate())
+    assert tables["filings"].rows == [{"month": month, "filed": 3, "renewals": 0}]
+    assert tables["by_disease"].rows[0]["approved"] == 2 and tables["by_disease"].rows[0]["rejected"] == 1
+    assert tables["by_institution"].rows[0]["institution"] == world.county.name
+    assert tables["time_to_decision"].rows == [
+        {"month": month, "decided": 3, "within_7": 3, "within_30": 0, "within_60": 0, "over_60": 0}
+    ]
+    expiry_month = tables["expiring"].rows
+    assert expiry_month == []  # 36 months ahead: beyond the 12-month window
+    body = page.content.decode()
+    assert reverse("plotly-js") in body and 'id="filings" type="application/json"' in body
+    csv = client.get(reverse("report-csv", args=["by_disease"]))
+    assert csv.status_code == 200 and csv["Content-Type"].startswith("text/csv")
+    text = csv.content.decode("utf-8-sig").splitlines()
+    assert text[0] == "code,disease,approved,rejected,returned"
+    assert text[1] == "M03900,高血压病,2,1,0"
+    assert client.get(reverse("report-csv", args=["nope"])).status_code == 404
+    wide = client.get(reverse("reports"), {"months": "36"})
+    assert wide.context["months"] == 36
+    assert {t.key: t for t, _c in wide.context["tables"]}["expiring"].values("expiring") == []
+
+
+def test_reports_expiring_per_month(world: Any, client_for: Any, approved: Any) -> None:
+    tables = {t.key: t for t, _c in client_for(world.admin).get(reverse("reports")).context["tables"]}
+    assert tables["expiring"].rows == [
+        {"month": approved.valid_until.strftime("%Y-%m"), "expiring": 1, "renewal_filed": 0}
+    ]
+
+
+def test_reports_only_for_admins(world: Any, client_for: Any) -> None:
+    for attr in ("clerk", "physician_user", "reviewer", "officer"):
+        assert client_for(getattr(world, attr)).get(reverse("reports")).status_code == 403
+        assert client_for(getattr(world, attr)).get(reverse("report-csv", args=["filings"])).status_code == 403
