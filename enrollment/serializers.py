@@ -63,11 +63,12 @@ class PersonWriteSerializer(serializers.Serializer):
     id_number = serializers.CharField(max_length=30)
     name = serializers.CharField(max_length=50)
     insured_region = RegionField()
-    insurance_type = serializers.ChoiceField(choices=InsuranceType.choices, default=InsuranceType.RESIDENT)
-    insurance_number = serializers.CharField(max_length=30, required=False, allow_blank=True, default="")
-    phone = serializers.RegexField(r"^\+?[0-9\- ]{0,20}$", required=False, allow_blank=True, default="")
+    # Left out = keep what is on record (new persons: resident insurance, no number, no phone).
+    insurance_type = serializers.ChoiceField(choices=InsuranceType.choices, required=False)
+    insurance_number = serializers.CharField(max_length=30, required=False, allow_blank=True)
+    phone = serializers.RegexField(r"^\+?[0-9\- ]{0,20}$", required=False, allow_blank=True)
     support_categories = serializers.ListField(
-        child=serializers.ChoiceField(choices=SupportCategory.choices), required=False, default=list
+        child=serializers.ChoiceField(choices=SupportCategory.choices), required=False
     )
 
 

@@ -162,36 +162,41 @@ def person_register(
     name: str,
     insured_region: Region,
     actor: Any,
-    insurance_type: str = InsuranceType.RESIDENT,
-    insurance_number: str = "",
-    phone: str = "",
-    support_categories: Sequence[str] = (),
+    insurance_type: str | None = None,
+    insurance_number: str | None = None,
+    phone: str | None = None,
+    support_categories: Sequence[str] | None = None,
 ) -> Person:
-    """Create a person, or update the contact details of the one with this ID number.
+    """Create a person, or update the one with this ID number.
 
-    Sex and birth date always come from the number itself.
+    Sex and birth date always come from the number itself. An optional detail left as ``None``
+    keeps what is stored (a new person gets resident insurance and empty details), so a caller
+    that only knows the name and region never wipes an insurance number or phone on record.
     """
     parsed = parse_id_number(id_number)
     name = (name or "").strip()
     if not name:
         raise InvalidInput(_("Enter the person's name."), code="invalid", details={"field": "name"})
-    unknown = sorted(set(support_categories) - set(SupportCategory.values))
+    unknown = sorted(set(support_categories or ()) - set(SupportCategory.values))
     if unknown:
         raise InvalidInput(
             _("Unknown support category: %(values)s.") % {"values": ", ".join(unknown)},
             details={"field": "support_categories"},
         )
-    if insurance_type not in InsuranceType.values:
+    if insurance_type is not None and insurance_type not in InsuranceType.values:
         raise InvalidInput(_("Insurance type must be 310 or 390."), details={"field": "insurance_type"})
+    given = {
+        "insurance_type": insurance_type,
+        "insurance_number": insurance_number.strip() if insurance_number is not None else None,
+        "phone": phone.strip() if phone is not None else None,
+        "support_categories": list(support_categories) if support_categories is not None else None,
+    }
     values = {
         "name": name,
         "sex": parsed.sex,
         "birth_date": parsed.birth_date,
         "insured_region": insured_region,
-        "insurance_type": insurance_type,
-        "insurance_number": insurance_number.strip(),
-        "phone": phone.strip(),
-        "support_categories": list(support_categories),
+        **{key: value for key, value in given.items() if value is not None},
     }
     with transaction.atomic():
         person, _created = Person.objects.select_for_update().update_or_create(id_number=parsed.number, defaults=values)

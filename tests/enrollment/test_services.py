@@ -244,6 +244,17 @@ def test_person_register_normalises_and_derives(world):
         id_number=number, name="王芳", insured_region=world.region, actor=world.clerk, phone="13800000000"
     )
     assert again.pk == person.pk and again.phone == "13800000000"
+    assert again.support_categories == ["monitored"]  # not given: kept
+    services.person_register(
+        id_number=number,
+        name="王芳",
+        insured_region=world.region,
+        actor=world.clerk,
+        insurance_type="310",
+        insurance_number="INS-1",
+    )
+    kept = services.person_register(id_number=number, name="王芳", insured_region=world.region, actor=world.clerk)
+    assert (kept.insurance_type, kept.insurance_number, kept.phone) == ("310", "INS-1", "13800000000")
 
 
 def test_person_register_rejects_bad_input(world):
