@@ -42,7 +42,7 @@ browser:
 # is committed so that a machine without gettext serves Chinese; a test fails when it is stale.
 messages: install
 	$(BIN)/python manage.py makemessages -l zh_Hans --no-obsolete --ignore=.venv --ignore=var --ignore=tests --ignore=bench --ignore=control
-	$(BIN)/python manage.py compilemessages -l zh_Hans
+	$(BIN)/python manage.py compilemessages -l zh_Hans --ignore=.venv --ignore=var
 
 test: install browser
 	$(BIN)/ruff check .

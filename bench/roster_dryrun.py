@@ -158,8 +158,10 @@ def machine_facts() -> list[str]:
     database = connection.vendor
     if database == "sqlite":
         database += f" {sqlite3.sqlite_version}"
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     return [
-        f"CPU: {model or platform.processor() or 'unknown'}, {os.cpu_count()} logical cores; {memory}",
+        f"CPU: {model or platform.processor() or 'unknown'}, {os.cpu_count()} logical cores; {memory}; "
+        f"load average at the end {load} (a shared machine: other work was running)",
         f"{platform.system()} {platform.release()}; Python {platform.python_version()}; Django {django.get_version()}",
         f"database: {database}",
     ]
@@ -208,8 +210,9 @@ def main() -> None:
     counts = roster.counts
     assert roster.state == "validated", roster.error
     assert counts["lines"] == args.rows, counts
-    command = "  ".join(
+    command = " ".join(
         ["$ .venv/bin/python bench/roster_dryrun.py", f"--rows {args.rows}", f"--existing {args.existing}"]
+        + ([f"--commit-rows {args.commit_rows}"] if args.commit_rows else [])
     )
     commit_lines: list[str] = []
     if args.commit_rows:

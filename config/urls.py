@@ -18,5 +18,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("enrollment.urls")),
 ]
+handler404 = "enrollment.api_support.not_found"
+handler500 = "enrollment.api_support.server_error"
+
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -7,13 +7,14 @@ from typing import Any
 import django_filters
 from django.contrib.auth import authenticate
 from django.db.models import Prefetch, Q, QuerySet
-from django.shortcuts import get_object_or_404
+from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404  # malformed ids → 404, not a ValueError → 500
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -330,7 +331,9 @@ class ReminderInboxViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(request=None, responses={200: InboxReminderSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
     def read(self, request: Request, pk: str | None = None) -> Response:
-        reminder = services.reminder_mark_read(reminder_id=int(pk or 0), actor=request.user)
+        if not (pk or "").isdigit():
+            raise Http404
+        reminder = services.reminder_mark_read(reminder_id=int(pk), actor=request.user)
         return Response(InboxReminderSerializer(reminder).data)
 
 

@@ -58,7 +58,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, IdempotencyConflict):
         return _error(exc.domain_code, exc.detail, {}, exc.status_code)
     if isinstance(exc, DomainError):
-        return _error(exc.code, exc.message, exc.details, exc.status_code)
+        # A service that cannot find the object in the caller's scope says so with code "not_found": 404, like
+        # every other out-of-scope id (never a 400 that would read differently from "does not exist").
+        status_code = status.HTTP_404_NOT_FOUND if exc.code == "not_found" else exc.status_code
+        return _error(exc.code, exc.message, exc.details, status_code)
     if isinstance(exc, (TransitionNotAllowed, ConcurrentTransition)):
         return _error(
             "transition_not_allowed", _("This action is not possible in the application's current state."), {}, 409
@@ -195,3 +198,33 @@ class ReplayResponse(Exception):
     def __init__(self, record: IdempotencyRecord) -> None:
         super().__init__("replay")
         self.record = record
+
+
+# ---------------------------------------------------------------------------
+# 404 / 500 outside the API views (no route matched, or a crash before DRF answered)
+# ---------------------------------------------------------------------------
+
+
+def not_found(request: Any, exception: Exception | None = None) -> Any:
+    """``handler404``: under /api/ the same JSON error shape as every other API error; elsewhere Django's page."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"code": "not_found", "message": _("There is nothing at this address."), "details": {}}, status=404
+        )
+    return page_not_found(request, exception)
+
+
+def server_error(request: Any) -> Any:
+    """``handler500``: JSON under /api/ so that clients can always parse the answer; elsewhere Django's page."""
+    from django.http import JsonResponse
+    from django.views.defaults import server_error as default_server_error
+
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"code": "server_error", "message": _("Something went wrong on our side; try again later."), "details": {}},
+            status=500,
+        )
+    return default_server_error(request)

@@ -85,21 +85,24 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def application_list(request: HttpRequest) -> HttpResponse:
-    form = forms.ApplicationFilterForm(request.GET or None)
-    queryset = selectors.applications_visible_to(request.user)
+    """The scoped list. The search box posts, so that an ID number typed into it never lands in a URL
+    (and so in an access log, §10); the state filter and the pages are plain links."""
+    data = request.POST if request.method == "POST" else request.GET
+    form = forms.ApplicationFilterForm(data or None)
+    queryset = selectors.applications_search(selectors.applications_visible_to(request.user))
+    state = ""
     if form.is_valid():
-        queryset = selectors.applications_search(
-            queryset, state=form.cleaned_data["state"], text=form.cleaned_data["q"]
-        )
+        state = form.cleaned_data["state"]
+        text = form.cleaned_data["q"] if request.method == "POST" else ""
+        queryset = selectors.applications_search(queryset, state=state, text=text)
     page = Paginator(queryset, 50).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    query = f"state={state}" if state else ""
     return render(
         request,
         "enrollment/application_list.html",
-        {"form": form, "page": page, "query": query.urlencode()},
+        {"form": form, "page": page, "query": query},
     )
 
 
@@ -143,9 +146,9 @@ def application_file(request: HttpRequest) -> HttpResponse:
                         name=form.cleaned_data["name"] or form.person.name,
                         insured_region=form.cleaned_data["insured_region"] or form.person.insured_region,
                         insurance_type=form.cleaned_data["insurance_type"],
-                        insurance_number=form.cleaned_data["insurance_number"]
-                        or (form.person.insurance_number if form.person else ""),
-                        phone=form.cleaned_data["phone"] or (form.person.phone if form.person else ""),
+                        # Left empty: keep what is on record (the service's None).
+                        insurance_number=form.cleaned_data["insurance_number"] or None,
+                        phone=form.cleaned_data["phone"] or None,
                         actor=user,
                     )
                 application = services.application_submit(
@@ -212,14 +215,18 @@ def _render_filing(request: HttpRequest, form: Any, documents: Any, checks: Any)
 
 
 @login_required
-@require_GET
+@require_POST
 def filing_check(request: HttpRequest) -> JsonResponse:
-    """The number checked as it is typed, the person prefilled, and the checklist: JSON for the filing page."""
+    """The number checked as it is typed, the person prefilled, and the checklist: JSON for the filing page.
+
+    POST, so that ID numbers never appear in URLs and therefore in access logs (§10).
+    """
     user = request.user
     _require_filer(user)
     from enrollment.idnumbers import parse_id_number
 
-    raw = request.GET.get("id_number", "")
+    data = request.POST
+    raw = data.get("id_number", "")
     result: dict[str, Any] = {
         "id_number": {"valid": False, "message": "", "known": False},
         "person": None,
@@ -245,8 +252,9 @@ def filing_check(request: HttpRequest) -> JsonResponse:
                 "insurance_number": person.insurance_number,
                 "phone": person.phone,
             }
-    disease = selectors.diseases_active().filter(pk=request.GET.get("disease") or None).first()
-    region_id = request.GET.get("insured_region") or ""
+    disease_id = data.get("disease") or ""
+    disease = selectors.diseases_active().filter(pk=disease_id).first() if disease_id.isdigit() else None
+    region_id = data.get("insured_region") or ""
     region = Region.objects.filter(pk=region_id).first() if region_id.isdigit() else None
     if disease is not None and raw:
         checks = selectors.filing_checklist(
@@ -254,7 +262,7 @@ def filing_check(request: HttpRequest) -> JsonResponse:
             id_number=raw,
             disease=disease,
             insured_region=region,
-            document_types=request.GET.getlist("doc_type"),
+            document_types=data.getlist("doc_type"),
         )
         result["checks"] = [
             {"code": c.code, "label": str(c.label), "passed": c.passed, "message": str(c.message)} for c in checks

@@ -387,8 +387,14 @@ def catalogue_import_apply(*, import_id: int, actor: Any, terminate_enrollments:
         record.applied_by = actor
         record.result = result
         record.save(update_fields=["diff", "applied_at", "applied_by", "result"])
-    if terminate_enrollments and removed_codes:
-        result.update(terminate_removed_enrollments(codes=removed_codes, actor=actor))
+    if terminate_enrollments:
+        # Every disease this version leaves out (or lists as inactive), not only those it removes now:
+        # applying the same file again finishes a termination run that was interrupted.
+        listed_active = {entry["code"] for entry in data["diseases"] if entry.get("active", True)}
+        codes = set(removed_codes) | set(
+            Disease.objects.filter(active=False).exclude(code__in=listed_active).values_list("code", flat=True)
+        )
+        result.update(terminate_removed_enrollments(codes=sorted(codes), actor=actor))
         CatalogueImport.objects.filter(pk=record.pk).update(result=result)
     return result
 

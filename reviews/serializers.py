@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from reviews.models import Decision, RejectReason, ReviewBatch, ReviewItem, StageDecision
@@ -122,6 +123,7 @@ class ReviewItemDetailSerializer(ReviewItemSerializer):
         return StageDecisionSerializer(self.context["decisions"], many=True).data
 
 
+@extend_schema_serializer(many=False)  # a page object, not a list, although served by a list action
 class QueuePageSerializer(serializers.Serializer):
     next = serializers.CharField(allow_null=True, help_text=_("Cursor of the next page; null on the last page."))
     results = ReviewItemSerializer(many=True)

@@ -50,6 +50,7 @@
 
   function check() {
     var params = new URLSearchParams();
+    params.set("csrfmiddlewaretoken", form.querySelector("[name=csrfmiddlewaretoken]").value);
     params.set("id_number", idInput.value);
     if (disease.value) params.set("disease", disease.value);
     if (region && region.value) params.set("insured_region", region.value);
@@ -59,7 +60,13 @@
     });
     status.className = "id-status";
     text(status, texts.checking);
-    fetch(url + "?" + params.toString(), { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+    // POST: ID numbers never go into URLs (and so never into access logs).
+    fetch(url, {
+      method: "POST",
+      body: params,
+      headers: { "Accept": "application/json" },
+      credentials: "same-origin"
+    })
       .then(function (r) { return r.json(); })
       .then(function (data) {
         var id = data.id_number;

@@ -170,3 +170,15 @@ def test_command_dry_run_by_default_then_apply(world, renal_cases, tmp_path):
     enrollment.refresh_from_db()
     assert enrollment.state == State.TERMINATED
     assert Application.objects.get(pk=enrollment.pk).termination_reason == "disease_removed"
+
+
+def test_applying_the_same_version_again_finishes_the_terminations(world, renal_cases):
+    enrollment, _pending = renal_cases
+    first = services.catalogue_import_create(name="c.json", content=new_version(world), actor=world.admin)
+    services.catalogue_import_apply(import_id=first.pk, actor=world.admin)  # deactivated, not terminated
+    again = services.catalogue_import_create(name="c.json", content=new_version(world), actor=world.admin)
+    assert again.diff["removed"] == []  # already inactive
+    result = services.catalogue_import_apply(import_id=again.pk, actor=world.admin, terminate_enrollments=True)
+    assert result["terminated"] == 1
+    enrollment.refresh_from_db()
+    assert enrollment.termination_reason == "disease_removed"

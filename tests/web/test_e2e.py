@@ -96,11 +96,11 @@ class Page:
         Select(self.find(css)).select_by_value(value)
 
     def shot(self, name: str) -> None:
-        height = self.driver.execute_script("return document.documentElement.scrollHeight")
-        self.driver.set_window_size(1366, max(900, min(int(height) + 40, 4000)))
-        self.driver.execute_script("window.scrollTo(0, 0)")
-        self.driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
-        self.driver.set_window_size(1366, 1000)
+        """A full-page screenshot (beyond the viewport) through the DevTools protocol."""
+        import base64
+
+        data = self.driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+        (SCREENSHOTS / f"{name}.png").write_bytes(base64.b64decode(data["data"]))
 
     def login(self, user: Any) -> None:
         self.open("/login/")

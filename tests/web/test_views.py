@@ -116,7 +116,10 @@ def test_renewal_worklist_leaves_out_enrollments_expiring_later(world: Any, clie
 def test_other_clinic_home_does_not_list_this_clinics_applications(world: Any, client_for: Any, submitted: Any) -> None:
     response = client_for(world.other_clerk).get(reverse("home"))
     assert sum(n for _s, _l, n in response.context["counts"]) == 0
-    assert submitted.person.name not in response.content.decode()
+    body = response.content.decode()
+    assert submitted.person.name not in body
+    assert body.count("No application is waiting for more information.") == 1  # not reused for other lists
+    assert "Nothing here." in body
 
 
 def test_physician_home_lists_waiting_for_diagnosis(world: Any, client_for: Any, submitted: Any) -> None:
@@ -139,7 +142,7 @@ def test_application_list_is_scoped_and_filtered(world: Any, client_for: Any, su
     assert {a.pk for a in mine.context["page"].object_list} == {submitted.pk, diagnosed.pk}
     filtered = client_for(world.clerk).get(reverse("application-list"), {"state": "diagnosed"})
     assert [a.pk for a in filtered.context["page"].object_list] == [diagnosed.pk]
-    by_id = client_for(world.clerk).get(reverse("application-list"), {"q": submitted.person.id_number})
+    by_id = client_for(world.clerk).post(reverse("application-list"), {"q": submitted.person.id_number})
     assert [a.pk for a in by_id.context["page"].object_list] == [submitted.pk]
     theirs = client_for(world.other_clerk).get(reverse("application-list"))
     assert list(theirs.context["page"].object_list) == []
@@ -350,7 +353,7 @@ def test_file_page_only_for_filers(world: Any, client_for: Any) -> None:
     assert client_for(world.admin).get(reverse("application-file")).status_code == 200
     for attr in ("physician_user", "reviewer", "officer"):
         assert client_for(getattr(world, attr)).get(reverse("application-file")).status_code == 403
-        assert client_for(getattr(world, attr)).get(reverse("filing-check")).status_code == 403
+        assert client_for(getattr(world, attr)).post(reverse("filing-check")).status_code == 403
 
 
 def test_file_for_a_new_person_with_upload(world: Any, client_for: Any) -> None:
@@ -441,10 +444,11 @@ def test_lookup_prefills_a_known_person_without_javascript(world: Any, client_fo
 
 def test_filing_check_json(world: Any, client_for: Any) -> None:
     client = client_for(world.clerk)
-    bad = client.get(reverse("filing-check"), {"id_number": "123"}).json()
+    assert client.get(reverse("filing-check"), {"id_number": "123"}).status_code == 405  # never in a URL
+    bad = client.post(reverse("filing-check"), {"id_number": "123"}).json()
     assert bad["id_number"]["valid"] is False and "18 characters" in bad["id_number"]["message"]
     person = world.person(name="李四")
-    known = client.get(
+    known = client.post(
         reverse("filing-check"), {"id_number": person.id_number.lower(), "disease": world.hypertension.pk}
     ).json()
     assert known["id_number"] == {"valid": True, "message": "", "known": True, "normalised": person.id_number}
@@ -457,7 +461,7 @@ def test_filing_check_json(world: Any, client_for: Any) -> None:
         "limit_reached",
         "documents_missing",
     ]
-    with_doc = client.get(
+    with_doc = client.post(
         reverse("filing-check"),
         {"id_number": person.id_number, "disease": world.hypertension.pk, "doc_type": "diagnosis_certificate"},
     ).json()

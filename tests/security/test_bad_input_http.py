@@ -1,0 +1,161 @@
+"""Bad input at the HTTP level: every case is a 4xx with a JSON message a clerk can act on, never a 500,
+and nothing is stored. (Service-level upload checks live in tests/enrollment/test_services.py.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from enrollment import services
+from enrollment.models import Document
+from tests.conftest import PDF_BYTES, pdf_upload
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def application(world):
+    return services.application_submit(
+        person=world.person(), disease=world.hypertension, treating_institution=world.county, actor=world.clerk
+    )
+
+
+def stored_files() -> list[Path]:
+    root = Path(django_settings.MEDIA_ROOT)
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def assert_clear_400(response, code: str | None = None) -> dict:
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["message"] and isinstance(body["details"], dict)
+    if code:
+        assert body["code"] == code
+    return body
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "content_type", "expect"),
+    [
+        ("scan.exe", b"MZ\x90\x00" + b"\x00" * 100, "application/octet-stream", "PDF, JPEG or PNG"),
+        ("scan.pdf", b"", "application/pdf", "empty"),
+        ("scan.pdf", b"GIF89a" + b"\x00" * 100, "application/pdf", "does not contain"),
+        ("scan.png", PDF_BYTES, "image/png", "does not contain"),
+        ("x" * 240 + ".pdf", PDF_BYTES, "application/pdf", "longer than"),
+        ("scan.pdf", b"%PDF-" + b"0" * 4096, "application/pdf", "limit"),
+    ],
+    ids=["wrong-type", "empty", "fake-pdf", "pdf-named-png", "huge-filename", "oversized"],
+)
+def test_bad_uploads_are_refused_and_nothing_is_stored(
+    world, application, settings, name, content, content_type, expect
+):
+    settings.DOCUMENT_MAX_BYTES = 2048
+    upload = SimpleUploadedFile(name, content, content_type=content_type)
+    response = client_for(world.clerk).post(
+        f"/api/v1/applications/{application.pk}/documents/",
+        {"doc_type": "test_report", "file": upload},
+        format="multipart",
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    body = assert_clear_400(response)
+    assert body["code"] in {"invalid_document", "invalid"}
+    assert expect in body["message"]
+    assert not Document.objects.exists()
+    assert stored_files() == []
+
+
+def test_a_refused_diagnosis_upload_leaves_no_file(world, application):
+    response = client_for(world.physician_user).post(
+        f"/api/v1/applications/{application.pk}/diagnose/",
+        {"icd10_code": "Z99.9", "diagnosis_date": "2026-01-05", "certificate": pdf_upload()},
+        format="multipart",
+    )
+    assert response.status_code == 409 and response.json()["code"] == "diagnosis_mismatch"
+    assert not Document.objects.exists() and stored_files() == []
+
+
+@pytest.mark.parametrize("date", ["2026-02-30", "2026-13-01", "26-1-1", "", "tomorrow"])
+def test_impossible_dates_in_bodies_are_400(world, application, date):
+    response = client_for(world.physician_user).post(
+        f"/api/v1/applications/{application.pk}/diagnose/",
+        {"icd10_code": "I10", "diagnosis_date": date},
+        format="json",
+    )
+    assert_clear_400(response, "invalid")
+
+
+def test_future_diagnosis_date_is_400(world, application):
+    response = client_for(world.physician_user).post(
+        f"/api/v1/applications/{application.pk}/diagnose/",
+        {"icd10_code": "I10", "diagnosis_date": "2999-01-01", "certificate": pdf_upload()},
+        format="multipart",
+    )
+    assert_clear_400(response)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"page": "-1"}, {"page": "0"}, {"page": "abc"}, {"page": "99999999999999999999"}, {"page_size": "0"}],
+)
+def test_bad_pages_are_4xx_json(world, application, params):
+    response = client_for(world.clerk).get("/api/v1/applications/", params)
+    assert response.status_code in (400, 404)
+    assert response.json()["code"] in {"invalid", "not_found"}
+
+
+@pytest.mark.parametrize("count", [-1, 0, 201, "many", None])
+def test_negative_or_silly_claim_counts_are_400(world, count):
+    response = client_for(world.reviewer).post("/api/v1/queue/claim/", {"count": count}, format="json")
+    assert_clear_400(response)
+
+
+@pytest.mark.parametrize("limit", ["-5", "0", "1e9", "x"])
+def test_queue_limits_are_400(world, limit):
+    assert_clear_400(client_for(world.reviewer).get("/api/v1/queue/", {"limit": limit}))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        ("{not json", "application/json", 400),
+        ("[1, 2, 3]", "application/json", 400),
+        ('"just a string"', "application/json", 400),
+        ("null", "application/json", 400),
+        ("<xml/>", "application/xml", 415),
+        ("a=b", "text/plain", 415),
+    ],
+)
+def test_malformed_bodies_and_wrong_content_types(world, body, content_type, status):
+    response = client_for(world.clerk).post("/api/v1/applications/", data=body, content_type=content_type)
+    assert response.status_code == status, response.content
+    assert response.json()["message"]
+
+
+def test_a_body_larger_than_the_upload_limit_is_refused_cleanly(world, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    big = '{"id_number": "' + "1" * 4096 + '"}'
+    response = client_for(world.clerk).post("/api/v1/applications/", data=big, content_type="application/json")
+    assert 400 <= response.status_code < 500
+    assert response["Content-Type"].startswith("application/json")
+
+
+def test_unknown_api_address_is_json_404(world):
+    response = client_for(world.clerk).get("/api/v1/applications/1.5/")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    assert client_for(world.clerk).get("/api/v1/no-such-thing/").json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize("bad_id", ["abc", "1,2", "-1", "0", "99999999999999999999"])
+def test_malformed_object_ids_are_404_not_500(world, bad_id):
+    client = client_for(world.admin)
+    assert client.get(f"/api/v1/applications/{bad_id}/").status_code == 404
+    response = client.post(f"/api/v1/applications/{bad_id}/withdraw/", {}, format="json")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"

@@ -1,0 +1,456 @@
+"""The permission matrix (DESIGN §10): every API endpoint and web page × every role.
+
+Routes are discovered from the URL resolver, so endpoints other engineers add are walked
+automatically — and a route with no line in EXPECTED fails the test until it is declared here.
+
+Outcomes, from the role's point of view:
+
+- ``OK``    permitted: the view did its work or refused the *input* (2xx, 3xx, 400, 409, 415 …);
+- ``DENY``  refused: 401 / 403 (API), a redirect to the login page or 403 (web) — or 404, which refuses
+            without saying whether the object exists (a role with no scope at all sees nothing);
+- ``HIDE``  exactly 404: the object is outside the role's scope and its existence is not revealed.
+
+POST requests carry a valid body (BODIES), so that a refusal of the input (400) cannot hide a missing
+permission check; a 400 or 409 after that still counts as "permitted" (the rules refused, not the role).
+
+Object routes are called twice: with objects of the clerk's own institution / the reviewer's own
+region ("same"), and with the other institution's / region's objects ("other"). With the other
+objects, every role that was ``OK`` on its own must get 404 — never 403 and never data — and every
+role that was refused must still be refused (403 or 404).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+
+from enrollment import roles, services
+from enrollment.models import PhysicianTitle, Reminder, ReminderChannel, ReminderStatus
+from tests.conftest import pdf_upload
+from tests.factories import PhysicianFactory, staff_user
+
+OK, DENY, HIDE = "ok", "deny", "hide"
+ROLES = ("anonymous", "clinic", "clinic_other", "physician", "reviewer", "reviewer_other", "officer", "admin")
+STAFF = ROLES[1:]
+
+
+def allow(*allowed: str, hide: tuple[str, ...] = (), everyone_else: str = DENY) -> dict[str, str]:
+    """``allowed`` roles are OK, ``hide`` get 404, every other role (anonymous included) ``everyone_else``."""
+    table = {role: everyone_else for role in ROLES}
+    table["anonymous"] = DENY if everyone_else != OK else OK
+    table.update({role: OK for role in allowed})
+    table.update({role: HIDE for role in hide})
+    return table
+
+
+PUBLIC = {role: OK for role in ROLES}
+ANY_STAFF = allow(*STAFF)
+ADMIN_ONLY = allow("admin")
+REVIEWERS = allow("reviewer", "reviewer_other")
+# Institution- and region-scoped objects (applications, documents): the filing / treating institution's
+# clerk, physician and officer, the region's reviewers, administrators.
+SCOPED = allow("clinic", "physician", "officer", "reviewer", "admin", hide=("clinic_other", "reviewer_other"))
+# Review batches and items: the region's reviewers and administrators.
+REGION_REVIEW = allow("reviewer", "admin", hide=("reviewer_other",))
+# A transition on a visible application: who may start it; who sees it but may not act is DENY (403).
+FILING_SIDE = allow("clinic", "admin", hide=("clinic_other", "reviewer_other"))
+INSTITUTION_INBOX = allow("clinic", "physician", "officer", "admin", hide=("clinic_other",))
+
+
+# One line per (method, route). The route is the URL pattern with {name} placeholders.
+EXPECTED: dict[tuple[str, str], dict[str, str]] = {
+    # --- API: authentication ------------------------------------------------------------------
+    ("POST", "/api/v1/auth/token/"): PUBLIC,  # wrong credentials are a 400, not a permission matter
+    ("DELETE", "/api/v1/auth/token/revoke/"): ANY_STAFF,
+    ("GET", "/api/v1/"): ANY_STAFF,
+    ("GET", "/api/schema/"): PUBLIC,
+    ("GET", "/api/docs/"): PUBLIC,
+    # --- API: reference data and persons -----------------------------------------------------
+    ("GET", "/api/v1/diseases/"): ANY_STAFF,
+    ("GET", "/api/v1/diseases/{code}/"): ANY_STAFF,
+    ("GET", "/api/v1/institutions/"): ANY_STAFF,
+    ("GET", "/api/v1/institutions/{code}/"): ANY_STAFF,
+    ("GET", "/api/v1/persons/"): ANY_STAFF,
+    ("POST", "/api/v1/persons/"): allow("clinic", "clinic_other", "physician", "officer", "admin"),
+    ("GET", "/api/v1/coverage/"): ANY_STAFF,
+    # --- API: applications ---------------------------------------------------------------------
+    ("GET", "/api/v1/applications/"): ANY_STAFF,
+    ("POST", "/api/v1/applications/"): allow("clinic", "clinic_other", "admin"),
+    ("GET", "/api/v1/applications/{pk}/"): SCOPED,
+    ("POST", "/api/v1/applications/{pk}/diagnose/"): allow("physician", hide=("clinic_other", "reviewer_other")),
+    ("POST", "/api/v1/applications/{pk}/documents/"): allow(
+        "clinic", "physician", "admin", hide=("clinic_other", "reviewer_other")
+    ),
+    ("GET", "/api/v1/applications/{pk}/reminders/"): SCOPED,
+    ("POST", "/api/v1/applications/{pk}/renew/"): FILING_SIDE,
+    ("POST", "/api/v1/applications/{pk}/resubmit/"): FILING_SIDE,
+    ("POST", "/api/v1/applications/{pk}/withdraw/"): FILING_SIDE,
+    ("POST", "/api/v1/applications/{pk}/terminate/"): allow(
+        "reviewer", "admin", hide=("clinic_other", "reviewer_other")
+    ),
+    ("GET", "/api/v1/reminders/"): ANY_STAFF,
+    ("POST", "/api/v1/reminders/{pk}/read/"): INSTITUTION_INBOX,
+    # --- API: reviews --------------------------------------------------------------------------
+    ("GET", "/api/v1/batches/"): ANY_STAFF,  # scoped list: empty without a region to review
+    ("GET", "/api/v1/batches/{pk}/"): REGION_REVIEW,
+    ("GET", "/api/v1/queue/"): ANY_STAFF,  # empty for anyone without a stage to work
+    ("POST", "/api/v1/queue/claim/"): REVIEWERS,
+    # Releases only the caller's own claims: a harmless no-op ({"released": 0}) for everyone else.
+    ("POST", "/api/v1/queue/release/"): ANY_STAFF,
+    ("GET", "/api/v1/review-items/{pk}/"): REGION_REVIEW,
+    # Decisions are the region's reviewers' alone (admins see items but hold no stage).
+    ("POST", "/api/v1/review-items/{pk}/approve/"): allow("reviewer", hide=("reviewer_other",)),
+    ("POST", "/api/v1/review-items/{pk}/reject/"): allow("reviewer", hide=("reviewer_other",)),
+    ("POST", "/api/v1/review-items/{pk}/return/"): allow("reviewer", hide=("reviewer_other",)),
+    # Per-item outcome in the body: items outside the caller's region come back as "not_found" failures.
+    ("POST", "/api/v1/review-items/bulk-decide/"): allow("reviewer", "reviewer_other"),
+    ("POST", "/api/v1/immediate-approvals/"): allow("officer"),
+    # --- API: interop --------------------------------------------------------------------------
+    # Called for the clerk's region: its reviewers and administrators (reviewers of other regions refused).
+    ("GET", "/api/v1/exports/enrollments/"): allow("reviewer", "admin"),
+    ("GET", "/api/v1/roster-imports/"): ANY_STAFF,  # scoped list: empty unless officer of the institution
+    ("POST", "/api/v1/roster-imports/"): allow("officer", "admin"),
+    ("GET", "/api/v1/roster-imports/{pk}/"): allow("officer", "admin"),
+    ("POST", "/api/v1/roster-imports/{pk}/commit/"): allow("officer", "admin"),
+    ("GET", "/api/v1/roster-imports/{pk}/report/"): allow("officer", "admin"),
+    ("GET", "/api/v1/roster-imports/{pk}/rows/"): allow("officer", "admin"),
+    ("GET", "/api/v1/assisted-filings/"): ANY_STAFF,
+    ("GET", "/api/v1/assisted-filings/{pk}/"): allow("clinic", "officer", "admin", hide=("clinic_other",)),
+    ("POST", "/api/v1/assisted-filings/{pk}/file/"): allow("clinic", "officer", "admin", hide=("clinic_other",)),
+    ("POST", "/api/v1/assisted-filings/{pk}/dismiss/"): allow("clinic", "officer", "admin", hide=("clinic_other",)),
+    ("GET", "/api/v1/catalogue-imports/"): ADMIN_ONLY,
+    ("POST", "/api/v1/catalogue-imports/"): ADMIN_ONLY,
+    ("GET", "/api/v1/catalogue-imports/{pk}/"): ADMIN_ONLY,
+    ("POST", "/api/v1/catalogue-imports/{pk}/apply/"): ADMIN_ONLY,
+    # --- health ------------------------------------------------------------------------------
+    ("GET", "/health/"): PUBLIC,
+    ("GET", "/health/db/"): PUBLIC,
+    ("GET", "/health/redis/"): PUBLIC,
+    ("GET", "/health/worker/"): PUBLIC,
+    # --- web pages -----------------------------------------------------------------------------
+    ("GET", "/login/"): PUBLIC,
+    ("POST", "/logout/"): PUBLIC,
+    ("POST", "/i18n/setlang/"): PUBLIC,
+    ("GET", "/assets/plotly.min.js"): PUBLIC,
+    ("GET", "/"): ANY_STAFF,
+    ("GET", "/applications/"): ANY_STAFF,
+    ("GET", "/applications/new/"): allow("clinic", "clinic_other", "admin"),
+    ("POST", "/applications/new/check.json"): allow("clinic", "clinic_other", "admin"),
+    ("GET", "/applications/{pk}/"): SCOPED,
+    ("GET", "/applications/{pk}/diagnose/"): allow("physician", hide=("clinic_other", "reviewer_other")),
+    ("GET", "/applications/{pk}/renew/"): FILING_SIDE,
+    ("POST", "/applications/{pk}/{action}/"): FILING_SIDE,  # action = withdraw
+    ("GET", "/documents/{pk}/"): SCOPED,
+    ("POST", "/reminders/{pk}/read/"): INSTITUTION_INBOX,
+    ("GET", "/reports/"): ADMIN_ONLY,
+    ("GET", "/reports/{name}.csv"): ADMIN_ONLY,
+    ("GET", "/reviews/queue/"): REVIEWERS,
+    ("POST", "/reviews/queue/claim/"): REVIEWERS,
+    ("POST", "/reviews/queue/release/"): REVIEWERS,
+    ("POST", "/reviews/queue/decide/"): REVIEWERS,
+    ("GET", "/reviews/batches/"): allow("reviewer", "reviewer_other", "admin"),
+    ("GET", "/reviews/batches/{pk}/"): REGION_REVIEW,
+}
+
+# Routes deliberately outside the matrix, with the reason.
+NOT_WALKED = {
+    "/admin/": "Django admin: its own is_staff / model-permission checks, tested in test_data_safety",
+    "/media/": "development-only static serving (DEBUG); production serves no media without a view",
+    "/static/": "static files",
+}
+
+
+# ---------------------------------------------------------------------------
+# Route discovery
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str  # with {name} placeholders
+    methods: tuple[str, ...]  # from DRF's routing; empty for plain Django views
+
+
+def _normalise(pattern: str) -> str:
+    path = "/" + pattern.replace("^", "").replace("$", "")
+    path = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", path)
+    path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", path)
+    return path.replace("\\.", ".")
+
+
+def _methods(callback: Any) -> tuple[str, ...]:
+    actions = getattr(callback, "actions", None)
+    if actions:
+        return tuple(sorted(method.upper() for method in actions if method not in {"head", "options"}))
+    cls = getattr(callback, "cls", None)
+    if cls is not None:  # a DRF APIView
+        return tuple(
+            sorted(m.upper() for m in cls.http_method_names if m not in {"options", "head"} and hasattr(cls, m))
+        )
+    return ()
+
+
+def discover(resolver: Any = None, prefix: str = "") -> list[Route]:
+    resolver = resolver or get_resolver()
+    routes: list[Route] = []
+    for entry in resolver.url_patterns:
+        pattern = prefix + str(entry.pattern)
+        path = _normalise(pattern)
+        if any(path.startswith(skipped) for skipped in NOT_WALKED):
+            continue
+        if isinstance(entry, URLResolver):
+            routes += discover(entry, pattern)
+        elif isinstance(entry, URLPattern):
+            if "{format}" in path:
+                continue  # DRF's ".json" suffix twins of the same views
+            routes.append(Route(path, _methods(entry.callback)))
+    return sorted(set(routes), key=lambda r: r.path)
+
+
+def test_every_route_has_a_declared_expectation():
+    declared_paths = {path for _method, path in EXPECTED}
+    missing = []
+    for route in discover():
+        if route.methods:
+            missing += [f"{m} {route.path}" for m in route.methods if (m, route.path) not in EXPECTED]
+        elif route.path not in declared_paths:
+            missing.append(f"? {route.path}")
+    assert not missing, "declare these in tests/security/test_permission_matrix.py EXPECTED: " + ", ".join(missing)
+
+
+def test_no_stale_declarations():
+    routes = {route.path for route in discover()}
+    stale = sorted(f"{m} {p}" for m, p in EXPECTED if p not in routes)
+    assert not stale, f"declared but no longer routed: {stale}"
+
+
+# ---------------------------------------------------------------------------
+# The objects the routes are called with
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Objects:
+    values: dict[str, Any]  # placeholder-context key → value
+
+
+def _make_world_objects(world: Any) -> dict[str, Objects]:
+    from interop.models import AssistedFiling, CatalogueImport, RosterImport
+    from reviews.models import ReviewBatch, ReviewItem
+    from reviews.services import batch_assemble
+
+    system = services.get_system_user()
+    today = timezone.localdate()
+    other_physician = staff_user(roles.PHYSICIAN, institution=world.other_clinic)
+    PhysicianFactory(institution=world.other_clinic, title=PhysicianTitle.CHIEF, user=other_physician)
+    per_side: dict[str, dict[str, Any]] = {}
+    for side, clerk, physician, institution, region in (
+        ("same", world.clerk, world.physician_user, world.county, world.region),
+        ("other", world.other_clerk, other_physician, world.other_clinic, world.other_region),
+    ):
+        person = world.person(insured_region=region)
+        application = services.application_submit(
+            person=person,
+            disease=world.hypertension,
+            treating_institution=institution,
+            actor=clerk,
+            documents=[("diagnosis_certificate", pdf_upload())],
+        )
+        in_review = services.application_submit(
+            person=person, disease=world.diabetes, treating_institution=institution, actor=clerk
+        )
+        services.application_diagnose(
+            application_id=in_review.pk,
+            actor=physician,
+            icd10_code="E11.9",
+            diagnosis_date=today,
+            documents=[("diagnosis_certificate", pdf_upload())],
+        )
+        batch_assemble(
+            region_id=region.pk, period=f"{today:%Y-%m}", actor=system, cutoff=timezone.now() + dt.timedelta(minutes=1)
+        )
+        renewable = services.application_submit(
+            person=person, disease=world.dialysis, treating_institution=institution, actor=clerk
+        )
+        services.application_diagnose(
+            application_id=renewable.pk,
+            actor=physician,
+            icd10_code="N18.5",
+            diagnosis_date=today,
+            documents=[("diagnosis_certificate", pdf_upload())],
+        )
+        services.application_approve(application_id=renewable.pk, actor=system, immediate=False) if False else None
+        approved = _approve_for_test(renewable, world)
+        side_values: dict[str, Any] = {"application": application, "institution": institution, "approved": approved}
+        side_values["batch"] = ReviewBatch.objects.get(region=region)
+        side_values["item"] = ReviewItem.objects.get(application=in_review)
+        side_values["document"] = application.documents.first()
+        side_values["reminder"] = Reminder.objects.create(
+            application=application,
+            offset_days=30,
+            channel=ReminderChannel.IN_APP,
+            due_on=today,
+            valid_until=today + dt.timedelta(days=30),
+            status=ReminderStatus.SENT,
+            institution=institution,
+            message="expiring soon",
+        )
+        side_values["roster"] = RosterImport.objects.create(
+            uploaded_by=world.officer if side == "same" else world.admin,
+            institution=institution,
+            original_name="roster.csv",
+            file_format="csv",
+            content=b"id_number,name\n",
+        )
+        side_values["filing"] = AssistedFiling.objects.create(
+            person=person, disease=world.copd, institution=institution
+        )
+        per_side[side] = side_values
+    catalogue = CatalogueImport.objects.create(
+        uploaded_by=world.admin, original_name="catalogue.json", version="2", data={"diseases": []}
+    )
+    objects = {}
+    for side, values in per_side.items():
+        objects[side] = Objects(
+            {
+                "application": values["application"].pk,
+                "approved": values["approved"].pk,
+                "batch": values["batch"].pk,
+                "item": values["item"].pk,
+                "document": values["document"].pk,
+                "reminder": values["reminder"].pk,
+                "roster": values["roster"].pk,
+                "filing": values["filing"].pk,
+                "catalogue": catalogue.pk,
+            }
+        )
+    return objects
+
+
+# Which object a {pk} stands for, by route prefix (first match wins).
+PK_KIND = [
+    ("/api/v1/applications/{pk}/renew/", "approved"),
+    ("/applications/{pk}/renew/", "approved"),
+    ("/api/v1/applications/", "application"),
+    ("/applications/", "application"),
+    ("/api/v1/batches/", "batch"),
+    ("/reviews/batches/", "batch"),
+    ("/api/v1/review-items/", "item"),
+    ("/documents/", "document"),
+    ("/api/v1/reminders/", "reminder"),
+    ("/reminders/", "reminder"),
+    ("/api/v1/roster-imports/", "roster"),
+    ("/api/v1/assisted-filings/", "filing"),
+    ("/api/v1/catalogue-imports/", "catalogue"),
+]
+# Routes whose objects belong to an institution or region (called with the other side's too).
+SCOPED_KINDS = {"application", "approved", "batch", "item", "document", "reminder", "roster", "filing"}
+
+
+def concrete(path: str, objects: Objects) -> tuple[str, str | None]:
+    kind = None
+    if "{pk}" in path:
+        kind = next(k for prefix, k in PK_KIND if path.startswith(prefix.split("{pk}")[0]) and prefix in (path, path.split("{pk}")[0]) or path == prefix)
+        path = path.replace("{pk}", str(objects.values[kind]))
+    path = path.replace("{code}", "M03900" if "/diseases/" in path else "__INSTITUTION__")
+    path = path.replace("{action}", "withdraw").replace("{name}", "filings")
+    return path, kind
+
+
+# ---------------------------------------------------------------------------
+# Calling a route as a role
+# ---------------------------------------------------------------------------
+
+
+def users(world: Any) -> dict[str, Any]:
+    return {
+        "anonymous": None,
+        "clinic": world.clerk,
+        "clinic_other": world.other_clerk,
+        "physician": world.physician_user,
+        "reviewer": world.reviewer,
+        "reviewer_other": world.other_reviewer,
+        "officer": world.officer,
+        "admin": world.admin,
+    }
+
+
+def outcome(response: Any, path: str) -> str:
+    status = response.status_code
+    assert status < 500, f"{path}: server error {status}"
+    if status in (401, 403):
+        return DENY
+    if status == 404:
+        return HIDE
+    if status in (301, 302) and "/login/" in response.get("Location", "") and not path.startswith("/login/"):
+        return DENY
+    return OK
+
+
+def call(client: Client, method: str, path: str) -> Any:
+    if method == "GET":
+        return client.get(path)
+    if method == "DELETE":
+        return client.delete(path)
+    if path.startswith("/api/"):
+        return client.post(path, data="{}", content_type="application/json")
+    return client.post(path, {})
+
+
+def outcomes_for(world: Any, method: str, path: str) -> dict[str, str]:
+    """Each role's outcome, every call inside a rolled-back savepoint so that roles do not see each
+    other's effects (a withdraw by the clerk must not turn the admin's withdraw into a 409)."""
+    results = {}
+    for role, user in users(world).items():
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        with transaction.atomic():
+            results[role] = outcome(call(client, method, path), path)
+            transaction.set_rollback(True)
+    return results
+
+
+CASES = sorted(EXPECTED)
+
+
+@pytest.mark.parametrize(("method", "route"), CASES, ids=[f"{m} {p}" for m, p in CASES])
+def test_permission_matrix(world, method, route, settings, tmp_path):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    objects = _make_world_objects(world)
+    expected = EXPECTED[(method, route)]
+    path, kind = concrete(route, objects["same"])
+    path = path.replace("__INSTITUTION__", world.county.code)
+    actual = outcomes_for(world, method, path)
+    mismatches = {role: (expected[role], actual[role]) for role in ROLES if actual[role] != expected[role]}
+    assert not mismatches, f"{method} {path}: role: (expected, actual) {mismatches}"
+
+    if kind in SCOPED_KINDS:
+        other_path, _kind = concrete(route, objects["other"])
+        swapped = {"clinic": "clinic_other", "clinic_other": "clinic", "reviewer": "reviewer_other"}
+        swapped["reviewer_other"] = "reviewer"
+        other_actual = outcomes_for(world, method, other_path)
+        problems = {}
+        for role in STAFF:
+            mirror = swapped.get(role, role)
+            if role in ("physician", "officer"):
+                mirror = "__same_side_only__"
+            own = expected[mirror] if mirror in expected else expected[role]
+            if role == "admin":
+                want = {OK}
+            elif mirror == "__same_side_only__":
+                # Physician and officer work at the clerk's institution: the other side is out of scope.
+                want = {HIDE} if expected[role] == OK else {DENY, HIDE}
+            else:
+                want = {own} if own != DENY else {DENY, HIDE}
+            if other_actual[role] not in want:
+                problems[role] = (sorted(want), other_actual[role])
+        assert not problems, f"{method} {other_path} (other side's object): role: (expected, actual) {problems}"
