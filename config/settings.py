@@ -273,6 +273,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # django-axes logs every successful login at INFO; lockouts and failures stay visible at WARNING.
+        "axes": {"level": "WARNING"},
         # Logger-level filters run before every handler (mail_admins, shippers, the runserver log).
         "django.request": {"filters": ["redact_personal_data"]},
         "django.security": {"filters": ["redact_personal_data"]},

@@ -125,7 +125,7 @@ class PersonViewSet(IdempotentPostMixin, mixins.ListModelMixin, viewsets.Generic
     def create(self, request: Request) -> Response:
         serializer = PersonWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        if not selectors.user_institution(request.user) and not request.user.is_superuser:
+        if not selectors.user_institution(request.user) and not roles.has_any_role(request.user, roles.ADMIN):
             raise NotPermitted(_("Only staff of an institution register persons."))
         person = services.person_register(actor=request.user, **serializer.validated_data)
         return Response(PersonSerializer(person).data, status=status.HTTP_201_CREATED)

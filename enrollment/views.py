@@ -490,6 +490,8 @@ def reminder_read(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         services.reminder_mark_read(reminder_id=pk, actor=request.user)
     except DomainError as error:
+        if error.code == "not_found":
+            raise Http404  # another institution's reminder: 404, like every out-of-scope id (DESIGN §10)
         messages.error(request, str(error.message))
     return redirect("home")
 

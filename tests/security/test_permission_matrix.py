@@ -22,6 +22,7 @@ role that was refused must still be refused (403 or 404).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ from django.utils import timezone
 from enrollment import roles, services
 from enrollment.models import PhysicianTitle, Reminder, ReminderChannel, ReminderStatus
 from tests.conftest import pdf_upload
-from tests.factories import PhysicianFactory, staff_user
+from tests.factories import DiseaseFactory, PhysicianFactory, staff_user
 
 OK, DENY, HIDE = "ok", "deny", "hide"
 ROLES = ("anonymous", "clinic", "clinic_other", "physician", "reviewer", "reviewer_other", "officer", "admin")
@@ -86,8 +87,9 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/api/v1/applications/"): allow("clinic", "clinic_other", "admin"),
     ("GET", "/api/v1/applications/{pk}/"): SCOPED,
     ("POST", "/api/v1/applications/{pk}/diagnose/"): allow("physician", hide=("clinic_other", "reviewer_other")),
+    # Staff of the filing / treating institution (clerks, physicians, the centre officer) and admins.
     ("POST", "/api/v1/applications/{pk}/documents/"): allow(
-        "clinic", "physician", "admin", hide=("clinic_other", "reviewer_other")
+        "clinic", "physician", "officer", "admin", hide=("clinic_other", "reviewer_other")
     ),
     ("GET", "/api/v1/applications/{pk}/reminders/"): SCOPED,
     ("POST", "/api/v1/applications/{pk}/renew/"): FILING_SIDE,
@@ -110,8 +112,9 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/api/v1/review-items/{pk}/approve/"): allow("reviewer", hide=("reviewer_other",)),
     ("POST", "/api/v1/review-items/{pk}/reject/"): allow("reviewer", hide=("reviewer_other",)),
     ("POST", "/api/v1/review-items/{pk}/return/"): allow("reviewer", hide=("reviewer_other",)),
-    # Per-item outcome in the body: items outside the caller's region come back as "not_found" failures.
-    ("POST", "/api/v1/review-items/bulk-decide/"): allow("reviewer", "reviewer_other"),
+    # 200 with per-item results: for anyone without the item's region and stage every item comes back as a
+    # failure and nothing is decided (test_bulk_decide_by_non_reviewers_decides_nothing).
+    ("POST", "/api/v1/review-items/bulk-decide/"): ANY_STAFF,
     ("POST", "/api/v1/immediate-approvals/"): allow("officer"),
     # --- API: interop --------------------------------------------------------------------------
     # Called for the clerk's region: its reviewers and administrators (reviewers of other regions refused).
@@ -124,7 +127,8 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/api/v1/roster-imports/{pk}/rows/"): allow("officer", "admin"),
     ("GET", "/api/v1/assisted-filings/"): ANY_STAFF,
     ("GET", "/api/v1/assisted-filings/{pk}/"): allow("clinic", "officer", "admin", hide=("clinic_other",)),
-    ("POST", "/api/v1/assisted-filings/{pk}/file/"): allow("clinic", "officer", "admin", hide=("clinic_other",)),
+    # Filing is clinic work (the officer prepares the worklist, a clerk files).
+    ("POST", "/api/v1/assisted-filings/{pk}/file/"): allow("clinic", "admin", hide=("clinic_other",)),
     ("POST", "/api/v1/assisted-filings/{pk}/dismiss/"): allow("clinic", "officer", "admin", hide=("clinic_other",)),
     ("GET", "/api/v1/catalogue-imports/"): ADMIN_ONLY,
     ("POST", "/api/v1/catalogue-imports/"): ADMIN_ONLY,
@@ -243,12 +247,22 @@ class Objects:
 
 
 def _make_world_objects(world: Any) -> dict[str, Objects]:
+    from enrollment.models import Application
     from interop.models import AssistedFiling, CatalogueImport, RosterImport
     from reviews.models import ReviewBatch, ReviewItem
-    from reviews.services import batch_assemble
+    from reviews.services import batch_assemble, review_decide
 
     system = services.get_system_user()
     today = timezone.localdate()
+    renewable_disease = DiseaseFactory(
+        code="M99901",
+        name="测试即时病种",
+        disease_type="12",
+        counts_toward_limit=False,
+        review_mode="immediate",
+        validity_months=36,
+        icd10_prefixes=["N18"],
+    )
     other_physician = staff_user(roles.PHYSICIAN, institution=world.other_clinic)
     PhysicianFactory(institution=world.other_clinic, title=PhysicianTitle.CHIEF, user=other_physician)
     per_side: dict[str, dict[str, Any]] = {}
@@ -274,11 +288,30 @@ def _make_world_objects(world: Any) -> dict[str, Objects]:
             diagnosis_date=today,
             documents=[("diagnosis_certificate", pdf_upload())],
         )
+        returned = services.application_submit(
+            person=world.person(insured_region=region),
+            disease=world.copd,
+            treating_institution=institution,
+            actor=clerk,
+        )
+        services.application_diagnose(
+            application_id=returned.pk,
+            actor=physician,
+            icd10_code="J44.9",
+            diagnosis_date=today,
+            documents=[("diagnosis_certificate", pdf_upload())],
+        )
         batch_assemble(
             region_id=region.pk, period=f"{today:%Y-%m}", actor=system, cutoff=timezone.now() + dt.timedelta(minutes=1)
         )
+        reviewer = world.reviewer if side == "same" else world.other_reviewer
+        returned_item = ReviewItem.objects.get(application=returned)
+        ReviewItem.objects.filter(pk=returned_item.pk).update(
+            claimed_by=reviewer, lease_expires_at=timezone.now() + dt.timedelta(minutes=30)
+        )
+        review_decide(item_id=returned_item.pk, actor=reviewer, decision="return", reason="lab report missing")
         renewable = services.application_submit(
-            person=person, disease=world.dialysis, treating_institution=institution, actor=clerk
+            person=person, disease=renewable_disease, treating_institution=institution, actor=clerk
         )
         services.application_diagnose(
             application_id=renewable.pk,
@@ -287,9 +320,16 @@ def _make_world_objects(world: Any) -> dict[str, Objects]:
             diagnosis_date=today,
             documents=[("diagnosis_certificate", pdf_upload())],
         )
-        services.application_approve(application_id=renewable.pk, actor=system, immediate=False) if False else None
-        approved = _approve_for_test(renewable, world)
-        side_values: dict[str, Any] = {"application": application, "institution": institution, "approved": approved}
+        officer = world.officer if side == "same" else staff_user(roles.CENTER_OFFICER, institution=institution)
+        approved = services.application_approve(application_id=renewable.pk, actor=officer, immediate=True)
+        # Bring it inside the renewal window (fixture data: the sweep is not under test here).
+        Application.objects.filter(pk=approved.pk).update(valid_until=today + dt.timedelta(days=30))
+        side_values: dict[str, Any] = {
+            "application": application,
+            "institution": institution,
+            "approved": approved,
+            "returned": returned,
+        }
         side_values["batch"] = ReviewBatch.objects.get(region=region)
         side_values["item"] = ReviewItem.objects.get(application=in_review)
         side_values["document"] = application.documents.first()
@@ -315,7 +355,7 @@ def _make_world_objects(world: Any) -> dict[str, Objects]:
         )
         per_side[side] = side_values
     catalogue = CatalogueImport.objects.create(
-        uploaded_by=world.admin, original_name="catalogue.json", version="2", data={"diseases": []}
+        uploaded_by=world.admin, original_name="catalogue.json", version="2", data={"version": "2", "diseases": []}
     )
     objects = {}
     for side, values in per_side.items():
@@ -323,6 +363,7 @@ def _make_world_objects(world: Any) -> dict[str, Objects]:
             {
                 "application": values["application"].pk,
                 "approved": values["approved"].pk,
+                "returned": values["returned"].pk,
                 "batch": values["batch"].pk,
                 "item": values["item"].pk,
                 "document": values["document"].pk,
@@ -339,6 +380,8 @@ def _make_world_objects(world: Any) -> dict[str, Objects]:
 PK_KIND = [
     ("/api/v1/applications/{pk}/renew/", "approved"),
     ("/applications/{pk}/renew/", "approved"),
+    ("/api/v1/applications/{pk}/terminate/", "approved"),
+    ("/api/v1/applications/{pk}/resubmit/", "returned"),
     ("/api/v1/applications/", "application"),
     ("/applications/", "application"),
     ("/api/v1/batches/", "batch"),
@@ -352,13 +395,20 @@ PK_KIND = [
     ("/api/v1/catalogue-imports/", "catalogue"),
 ]
 # Routes whose objects belong to an institution or region (called with the other side's too).
-SCOPED_KINDS = {"application", "approved", "batch", "item", "document", "reminder", "roster", "filing"}
+SCOPED_KINDS = {"application", "approved", "returned", "batch", "item", "document", "reminder", "roster", "filing"}
+
+
+def pk_kind(route: str) -> str:
+    for prefix, kind in PK_KIND:
+        if route == prefix or ("{pk}" not in prefix and route.startswith(prefix)):
+            return kind
+    raise AssertionError(f"no object kind declared for {route} in PK_KIND")
 
 
 def concrete(path: str, objects: Objects) -> tuple[str, str | None]:
     kind = None
     if "{pk}" in path:
-        kind = next(k for prefix, k in PK_KIND if path.startswith(prefix.split("{pk}")[0]) and prefix in (path, path.split("{pk}")[0]) or path == prefix)
+        kind = pk_kind(path)
         path = path.replace("{pk}", str(objects.values[kind]))
     path = path.replace("{code}", "M03900" if "/diseases/" in path else "__INSTITUTION__")
     path = path.replace("{action}", "withdraw").replace("{name}", "filings")
@@ -385,7 +435,11 @@ def users(world: Any) -> dict[str, Any]:
 
 def outcome(response: Any, path: str) -> str:
     status = response.status_code
+    if path.startswith("/health/") and status == 503:
+        return OK  # the probe answered: the component it checks is down (no worker runs in tests)
     assert status < 500, f"{path}: server error {status}"
+    if path == "/logout/" and status == 302:
+        return OK
     if status in (401, 403):
         return DENY
     if status == 404:
@@ -395,17 +449,72 @@ def outcome(response: Any, path: str) -> str:
     return OK
 
 
-def call(client: Client, method: str, path: str) -> Any:
+def bodies(world: Any, same: Objects) -> dict[tuple[str, str], Any]:
+    """Valid request bodies / query strings, so that the permission check — not input validation — answers."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    newcomer = world.person()
+    v = same.values
+    return {
+        ("POST", "/api/v1/auth/token/"): {"username": world.clerk.username, "password": "pw-for-tests-2026"},
+        ("GET", "/api/v1/persons/"): {"id_number": newcomer.id_number},
+        ("POST", "/api/v1/persons/"): {
+            "id_number": newcomer.id_number,
+            "name": newcomer.name,
+            "insured_region": world.region.code,
+        },
+        ("GET", "/api/v1/coverage/"): {"id_number": newcomer.id_number, "disease": "M03900"},
+        ("POST", "/api/v1/applications/"): {
+            "id_number": newcomer.id_number,
+            "disease": "M05300",
+            "treating_institution": world.county.code,
+        },
+        ("POST", "/api/v1/applications/{pk}/diagnose/"): {"icd10_code": "I10", "diagnosis_date": "2026-01-05"},
+        ("POST", "/api/v1/applications/{pk}/documents/"): lambda: {
+            "doc_type": "test_report",
+            "file": SimpleUploadedFile("lab.pdf", b"%PDF-1.4 x", content_type="application/pdf"),
+        },
+        ("POST", "/api/v1/applications/{pk}/terminate/"): {"reason": "death"},
+        ("POST", "/api/v1/queue/claim/"): {"count": 1},
+        ("POST", "/api/v1/review-items/{pk}/reject/"): {"reason_code": "criteria_not_met", "reason": "x"},
+        ("POST", "/api/v1/review-items/{pk}/return/"): {"missing": "lab report"},
+        ("POST", "/api/v1/review-items/bulk-decide/"): {"items": [v["item"]], "decision": "approve"},
+        ("POST", "/api/v1/immediate-approvals/"): {"application": v["application"]},
+        ("GET", "/api/v1/exports/enrollments/"): {"region": world.region.code, "period": "2026-01"},
+        ("POST", "/api/v1/roster-imports/"): lambda: {
+            "file": SimpleUploadedFile("roster.csv", b"id_number,name,region,declared\n", content_type="text/csv")
+        },
+        ("POST", "/api/v1/assisted-filings/{pk}/dismiss/"): {"reason": "moved away"},
+        ("POST", "/api/v1/catalogue-imports/"): lambda: {
+            "file": SimpleUploadedFile("catalogue.json", b'{"version": "9", "diseases": []}')
+        },
+        ("POST", "/api/v1/catalogue-imports/{pk}/apply/"): {"terminate_enrollments": False},
+        ("POST", "/i18n/setlang/"): {"language": "en"},
+        ("POST", "/applications/new/check.json"): {
+            "id_number": newcomer.id_number,
+            "disease": world.copd.pk,
+            "treating_institution": world.county.pk,
+        },
+    }
+
+
+MULTIPART = {"/api/v1/applications/{pk}/documents/", "/api/v1/roster-imports/", "/api/v1/catalogue-imports/"}
+
+
+def call(client: Client, method: str, route: str, path: str, body: Any) -> Any:
+    body = body() if callable(body) else body
     if method == "GET":
-        return client.get(path)
+        return client.get(path, body or {})
     if method == "DELETE":
         return client.delete(path)
+    if route in MULTIPART:
+        return client.post(path, body)
     if path.startswith("/api/"):
-        return client.post(path, data="{}", content_type="application/json")
-    return client.post(path, {})
+        return client.post(path, data=json.dumps(body or {}), content_type="application/json")
+    return client.post(path, body or {})
 
 
-def outcomes_for(world: Any, method: str, path: str) -> dict[str, str]:
+def outcomes_for(world: Any, method: str, route: str, path: str, body: Any) -> dict[str, str]:
     """Each role's outcome, every call inside a rolled-back savepoint so that roles do not see each
     other's effects (a withdraw by the clerk must not turn the admin's withdraw into a 409)."""
     results = {}
@@ -414,7 +523,7 @@ def outcomes_for(world: Any, method: str, path: str) -> dict[str, str]:
         if user is not None:
             client.force_login(user)
         with transaction.atomic():
-            results[role] = outcome(call(client, method, path), path)
+            results[role] = outcome(call(client, method, route, path, body), path)
             transaction.set_rollback(True)
     return results
 
@@ -429,15 +538,19 @@ def test_permission_matrix(world, method, route, settings, tmp_path):
     expected = EXPECTED[(method, route)]
     path, kind = concrete(route, objects["same"])
     path = path.replace("__INSTITUTION__", world.county.code)
-    actual = outcomes_for(world, method, path)
-    mismatches = {role: (expected[role], actual[role]) for role in ROLES if actual[role] != expected[role]}
+    body = bodies(world, objects["same"]).get((method, route))
+    actual = outcomes_for(world, method, route, path, body)
+    accepted = {OK: {OK}, HIDE: {HIDE}, DENY: {DENY, HIDE}}
+    mismatches = {
+        role: (expected[role], actual[role]) for role in ROLES if actual[role] not in accepted[expected[role]]
+    }
     assert not mismatches, f"{method} {path}: role: (expected, actual) {mismatches}"
 
     if kind in SCOPED_KINDS:
         other_path, _kind = concrete(route, objects["other"])
         swapped = {"clinic": "clinic_other", "clinic_other": "clinic", "reviewer": "reviewer_other"}
         swapped["reviewer_other"] = "reviewer"
-        other_actual = outcomes_for(world, method, other_path)
+        other_actual = outcomes_for(world, method, route, other_path, body)
         problems = {}
         for role in STAFF:
             mirror = swapped.get(role, role)
@@ -445,7 +558,7 @@ def test_permission_matrix(world, method, route, settings, tmp_path):
                 mirror = "__same_side_only__"
             own = expected[mirror] if mirror in expected else expected[role]
             if role == "admin":
-                want = {OK}
+                want = {OK} if expected[role] == OK else {DENY, HIDE}
             elif mirror == "__same_side_only__":
                 # Physician and officer work at the clerk's institution: the other side is out of scope.
                 want = {HIDE} if expected[role] == OK else {DENY, HIDE}
@@ -454,3 +567,55 @@ def test_permission_matrix(world, method, route, settings, tmp_path):
             if other_actual[role] not in want:
                 problems[role] = (sorted(want), other_actual[role])
         assert not problems, f"{method} {other_path} (other side's object): role: (expected, actual) {problems}"
+
+
+def test_bulk_decide_by_non_reviewers_decides_nothing(world):
+    objects = _make_world_objects(world)
+    from reviews.models import ReviewItem
+
+    item = ReviewItem.objects.get(pk=objects["same"].values["item"])
+    for user in (world.clerk, world.physician_user, world.officer, world.admin, world.other_reviewer):
+        client = Client()
+        client.force_login(user)
+        response = client.post(
+            "/api/v1/review-items/bulk-decide/",
+            data=json.dumps({"items": [item.pk], "decision": "approve"}),
+            content_type="application/json",
+        )
+        # 400 "select at least one" when none of the items is in the caller's scope; 200 with failures otherwise.
+        assert response.status_code in (200, 400, 403), response.content
+        if response.status_code == 200:
+            assert response.json()["decided"] in ([], 0) and len(response.json()["failed"]) == 1
+    item.refresh_from_db()
+    assert item.outcome == "pending" and item.decided_at is None
+
+
+INLINE_CODE = re.compile(
+    # Executable inline <script> (json_script data blocks are not executed, CSP allows them), <style>, style=,
+    # on…= handlers, javascript: URLs.
+    r"<script(?![^>]*\b(?:src=|type=\"application/json\"))[^>]*>\s*\S|<style\b|\sstyle\s*=|\son[a-z]+\s*=\s*[\"']"
+    r"|javascript:",
+    re.IGNORECASE,
+)
+
+
+@pytest.mark.parametrize("role", ["clinic", "physician", "reviewer", "officer", "admin"])
+def test_no_web_page_needs_inline_script_or_style(world, role):
+    """CSP is script-src 'self' / style-src 'self': inline code on any page would be blocked by the browser."""
+    objects = _make_world_objects(world)
+    client = Client()
+    client.force_login(users(world)[role])
+    checked = 0
+    for (method, route), _expected in EXPECTED.items():
+        if method != "GET" or route.startswith(("/api/", "/health/")) or route.endswith((".js", ".csv")):
+            continue
+        path, _kind = concrete(route, objects["same"])
+        response = client.get(path)
+        if response.status_code != 200 or not response["Content-Type"].startswith("text/html"):
+            continue
+        html = response.content.decode()
+        match = INLINE_CODE.search(html)
+        assert match is None, f"{path} as {role}: inline code {html[max(0, match.start() - 60) : match.end() + 60]!r}"
+        assert "Content-Security-Policy" in response
+        checked += 1
+    assert checked >= 3

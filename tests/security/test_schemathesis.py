@@ -25,6 +25,20 @@ CHECKS = [not_a_server_error, response_schema_conformance, content_type_conforma
 REQUESTS = {"count": 0}
 
 
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection():
+    """The real WSGI handler closes "obsolete" connections at each request's start and end; inside the test's
+    transaction that would close it (PostgreSQL). Django's own test client disconnects the same receiver."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
 @pytest.fixture
 def fuzz_world(world):
     """Applications in several states, so that ids 1..n exist and transitions meet real rows."""
