@@ -56,8 +56,9 @@ def lockout_response(request: HttpRequest, original_response: Any = None, creden
 
 
 def swagger_ui_csp(view: Any) -> Any:
-    """Swagger UI (/api/docs/) loads its bundle from the configured CDN and styles itself inline:
-    allow exactly that, for this one view; every other page keeps the strict policy."""
+    """Swagger UI (/api/docs/) styles itself inline (and loads its bundle from SWAGGER_UI_DIST when that is
+    an external URL rather than the bundled sidecar files): allow exactly that, for this one view; every
+    other page keeps the strict policy."""
     from urllib.parse import urlsplit
 
     from csp.decorators import csp_update

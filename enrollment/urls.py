@@ -20,4 +20,5 @@ urlpatterns = [
     path("reports/<slug:name>.csv", views.report_csv, name="report-csv"),
     path("assets/plotly.min.js", views.plotly_js, name="plotly-js"),
     path("", include("reviews.urls")),
+    path("", include("interop.urls")),
 ]

@@ -162,6 +162,16 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/reviews/queue/decide/"): REVIEWERS,
     ("GET", "/reviews/batches/"): allow("reviewer", "reviewer_other", "admin"),
     ("GET", "/reviews/batches/{pk}/"): REGION_REVIEW,
+    # Interop pages: roster imports (officers of the institution, administrators) and the worklist.
+    ("GET", "/roster-imports/"): allow("officer", "admin"),
+    ("POST", "/roster-imports/"): allow("officer", "admin"),  # upload (no file here: 400)
+    ("GET", "/roster-imports/{pk}/"): allow("officer", "admin"),
+    ("POST", "/roster-imports/{pk}/commit/"): allow("officer", "admin"),
+    ("GET", "/roster-imports/{pk}/report.csv"): allow("officer", "admin"),
+    ("GET", "/roster-imports/{pk}/report.xlsx"): allow("officer", "admin"),
+    ("GET", "/worklist/"): allow("clinic", "clinic_other", "officer", "admin"),  # each their own hospital's
+    ("POST", "/worklist/{pk}/file/"): allow("clinic", "admin", hide=("clinic_other",)),
+    ("POST", "/worklist/{pk}/dismiss/"): allow("clinic", "officer", "admin", hide=("clinic_other",)),
 }
 
 # Routes deliberately outside the matrix, with the reason.
@@ -391,6 +401,12 @@ PK_KIND = [
     ("/api/v1/reminders/", "reminder"),
     ("/reminders/", "reminder"),
     ("/api/v1/roster-imports/", "roster"),
+    ("/roster-imports/{pk}/", "roster"),
+    ("/roster-imports/{pk}/commit/", "roster"),
+    ("/roster-imports/{pk}/report.csv", "roster"),
+    ("/roster-imports/{pk}/report.xlsx", "roster"),
+    ("/worklist/{pk}/file/", "filing"),
+    ("/worklist/{pk}/dismiss/", "filing"),
     ("/api/v1/assisted-filings/", "filing"),
     ("/api/v1/catalogue-imports/", "catalogue"),
 ]
