@@ -129,6 +129,9 @@ class ReviewItem(models.Model):
             models.Index(
                 fields=["region", "stage", "queued_at", "id"], condition=Q(outcome="pending"), name="review_queue"
             ),
+            # A reviewer holding several stages or regions: PostgreSQL walks this in queue order and
+            # filters, instead of sorting every pending item (bench/http_queue.py: 55 ms → 0.7 ms at 1M).
+            models.Index(fields=["queued_at", "id"], condition=Q(outcome="pending"), name="review_queue_order"),
             models.Index(fields=["claimed_by", "outcome"], name="review_item_claims"),
             models.Index(fields=["batch", "outcome", "stage"], name="review_item_batch"),
         ]
