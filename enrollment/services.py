@@ -82,12 +82,12 @@ class AuditFields:
 
 
 def audit_entry(
-    *, application: Application, transition: str, from_state: str, to_state: str, actor: Any, fields: AuditFields
+    *, application_id: int, transition: str, from_state: str, to_state: str, actor: Any, fields: AuditFields
 ) -> AuditEntry:
-    """An unsaved audit row; per-row paths save it, bulk paths bulk_create many."""
+    """An unsaved audit row; per-row paths save it, bulk paths bulk_create many (ids only, no instances)."""
     system = roles.is_system(actor)
     return AuditEntry(
-        application_id=application.pk,
+        application_id=application_id,
         transition=transition,
         from_state=from_state,
         to_state=to_state,
@@ -130,7 +130,7 @@ def run_transition(
     method(**kwargs)
     application.save()
     audit_entry(
-        application=application,
+        application_id=application.pk,
         transition=name,
         from_state=from_state,
         to_state=application.state,
@@ -261,7 +261,7 @@ def application_submit(
                 code="duplicate_disease",
             )
         audit_entry(
-            application=application,
+            application_id=application.pk,
             transition="submit",
             from_state="",
             to_state=application.state,
@@ -864,16 +864,15 @@ def _sweep_transition(
             Application.objects.filter(pk__in=[pk for pk, _state in locked]).update(
                 state=to_state, updated_at=now, **(extra or {})
             )
+            fields = AuditFields(details={"sweep_date": day.isoformat()})
             AuditEntry.objects.bulk_create(
-                AuditEntry(
+                audit_entry(
                     application_id=pk,
                     transition=transition,
                     from_state=from_state,
                     to_state=to_state,
                     actor=actor,
-                    is_system=True,
-                    at=now,
-                    details={"sweep_date": day.isoformat()},
+                    fields=fields,
                 )
                 for pk, from_state in locked
             )

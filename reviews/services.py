@@ -158,7 +158,7 @@ def _assemble_chunk(*, batch_id: int, actor: Any, size: int) -> int:
             )
             entries.append(
                 audit_entry(
-                    application=Application(pk=pk),
+                    application_id=pk,
                     transition="enqueue",
                     from_state=State.DIAGNOSED,
                     to_state=State.IN_REVIEW,
@@ -376,7 +376,7 @@ def review_decide(
         if data.decision == Decision.APPROVE and next_stage is not None:
             # Not a state change: the application stays in review and waits for the next stage.
             audit_entry(
-                application=application,
+                application_id=application.pk,
                 transition="stage_approve",
                 from_state=application.state,
                 to_state=application.state,
@@ -478,7 +478,7 @@ def _enrol_two_diseases(*, rejected: Application, actor: Any, audit: AuditFields
         )
     details = {"kind": ApplicationKind.TWO_DISEASES, "fallback_for": rejected.pk}
     audit_entry(
-        application=enrolment,
+        application_id=enrolment.pk,
         transition="submit",
         from_state="",
         to_state=enrolment.state,
