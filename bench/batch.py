@@ -83,14 +83,34 @@ def _moved_checksum(audit_mark: int) -> tuple[int, int]:
         return cursor.fetchone()
 
 
-def run_product(*, regions: list[int], period: str, cutoff: dt.datetime, actor: Any, chunk_size: int) -> Side:
+def run_product(
+    *, regions: list[int], period: str, cutoff: dt.datetime, actor: Any, chunk_size: int, workers: int = 1
+) -> Side:
+    """The product path; with ``workers`` > 1 the regions are shared out over that many threads, each with
+    its own database connection, as ``assemble_due_batches`` shares them out over Celery worker processes
+    (the work of a chunk is in the database, so threads stand in for processes here)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
     from reviews.services import batch_assemble
+
+    def assemble(share: list[int]) -> None:
+        try:
+            for region_id in share:
+                batch_assemble(region_id=region_id, period=period, actor=actor, cutoff=cutoff, chunk_size=chunk_size)
+        finally:
+            if workers > 1:
+                connection.close()
 
     audit_mark = common.max_id("enrollment_auditentry")
     with common.RssSampler() as rss:
         started = time.perf_counter()
-        for region_id in regions:
-            batch_assemble(region_id=region_id, period=period, actor=actor, cutoff=cutoff, chunk_size=chunk_size)
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(assemble, [regions[n::workers] for n in range(workers)]))
+        else:
+            assemble(regions)
         seconds = time.perf_counter() - started
     rows, checksum = _moved_checksum(audit_mark)
     return Side(rows, seconds, rss.peak_mb, rss.start_mb, checksum)
@@ -147,8 +167,9 @@ def reset(mark: dict[str, int], *, vacuum: bool = True) -> None:
         common.vacuum_analyze("enrollment_application", "enrollment_auditentry", "reviews_reviewitem")
 
 
-def compare(*, chunk_size: int = 1000, vacuum: bool = True) -> tuple[Side, Side]:
-    """Product, reset, baseline, reset: both sides from the same data; the database ends as it began."""
+def compare(*, chunk_size: int = 1000, vacuum: bool = True, workers: int = 1) -> tuple[Side, Side, Side | None]:
+    """Product, reset, baseline, reset (and the product on ``workers`` workers, reset): every side from
+    the same data; the database ends as it began."""
     from django.utils import timezone
 
     from enrollment.periods import period_key
@@ -163,7 +184,13 @@ def compare(*, chunk_size: int = 1000, vacuum: bool = True) -> tuple[Side, Side]
     reset(mark, vacuum=vacuum)
     baseline = run_baseline(regions=regions, period=period, cutoff=cutoff, actor=actor)
     reset(mark, vacuum=vacuum)
-    return product, baseline
+    parallel = None
+    if workers > 1:
+        parallel = run_product(
+            regions=regions, period=period, cutoff=cutoff, actor=actor, chunk_size=chunk_size, workers=workers
+        )
+        reset(mark, vacuum=vacuum)
+    return product, baseline, parallel
 
 
 def main() -> None:
@@ -172,21 +199,27 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds of product + baseline (shared machine: noisy)")
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--label", default="", help="suffix of the docs section (one section per data size)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="also run the product with the regions shared out over N workers"
+    )
     args = parser.parse_args()
     common.setup_django()
     counts = common.table_counts()
-    rounds = [compare(chunk_size=args.chunk_size) for _round in range(args.repeat)]
+    runs = [compare(chunk_size=args.chunk_size, workers=args.workers) for _round in range(args.repeat)]
+    rounds = [(p, b) for p, b, _parallel in runs]
     ratios = sorted(common.ratio(p.rate, b.rate) for p, b in rounds)
     median_ratio = ratios[len(ratios) // 2]
     product, baseline = rounds[0]
-    for p, b in rounds:
+    for p, b, parallel in runs:
         assert (p.rows, p.checksum) == (b.rows, b.checksum) == (product.rows, product.checksum), (p, b)
+        assert parallel is None or (parallel.rows, parallel.checksum) == (p.rows, p.checksum), (p, parallel)
+    speedups = sorted(common.ratio(par.rate, p.rate) for p, _b, par in runs if par is not None)
     assert product.rows == baseline.rows and product.checksum == baseline.checksum, (product, baseline)
     size = counts["enrollment_application"]
     label = args.label or f"{size // 1000}k"
     command = (
         f"$ DATABASE_URL=postgres://…/bench .venv/bin/python -m bench.batch "
-        f"--chunk-size {args.chunk_size} --repeat {args.repeat}"
+        f"--chunk-size {args.chunk_size} --repeat {args.repeat}" + (f" --workers {args.workers}" if speedups else "")
     )
     text = "\n".join(
         [
@@ -196,18 +229,37 @@ def main() -> None:
             "|---|---:|---:|---:|---:|",
             *[
                 line
-                for n, (p, b) in enumerate(rounds, 1)
+                for n, (p, b, par) in enumerate(runs, 1)
                 for line in (
                     f"| round {n}: product `batch_assemble` (chunk {args.chunk_size}) | {p.rows:,} | "
                     f"{p.seconds:.1f} | {p.rate:,.0f} | {p.peak_mb:.0f} (start {p.start_mb:.0f}) |",
                     f"| round {n}: baseline SQL (one statement per region) | {b.rows:,} | {b.seconds:.1f} | "
                     f"{b.rate:,.0f} | {b.peak_mb:.0f} (start {b.start_mb:.0f}) |",
+                    *(
+                        [
+                            f"| round {n}: product, regions over {args.workers} workers | {par.rows:,} | "
+                            f"{par.seconds:.1f} | {par.rate:,.0f} | {par.peak_mb:.0f} (start {par.start_mb:.0f}) |"
+                        ]
+                        if par is not None
+                        else []
+                    ),
                 )
             ],
             "",
             f"**Ratio product/baseline (median of {len(rounds)} rounds): {median_ratio:.2f}×** "
             f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}) "
             "(target ≥ 0.5×, aim 0.8×; worker memory under 300 MB).",
+            *(
+                [
+                    "",
+                    f"Regions shared out over {args.workers} workers (threads with their own database connections, "
+                    "as `assemble_due_batches` shares them over Celery worker processes): "
+                    f"{speedups[len(speedups) // 2]:.2f}× the one-worker rate (median; rounds "
+                    f"{', '.join(f'{r:.2f}' for r in speedups)}), PostgreSQL on the same 2 cores.",
+                ]
+                if speedups
+                else []
+            ),
             "",
             "```",
             command,

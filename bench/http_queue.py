@@ -44,6 +44,40 @@ def _tree_rss_mb(pid: int) -> float:
     return total
 
 
+def _tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far (gunicorn master and workers)."""
+    total, stack, tick = 0.0, [pid], os.sysconf("SC_CLK_TCK")
+    while stack:
+        current = stack.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14, 15 of stat)
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        stack.extend(int(child) for child in children)
+    return total
+
+
+def _machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
+def measured(server_pid: int, run: Any) -> dict[str, Any]:
+    """``run()``'s result plus the server's CPU milliseconds per request and how busy the machine was."""
+    cpu_before, (busy_before, total_before) = _tree_cpu_seconds(server_pid), _machine_busy_seconds()
+    result = run()
+    cpu_after, (busy_after, total_after) = _tree_cpu_seconds(server_pid), _machine_busy_seconds()
+    requests = max(result["requests"], 1)
+    result["server_cpu_ms_per_request"] = (cpu_after - cpu_before) * 1000 / requests
+    result["machine_busy_pct"] = 100 * (busy_after - busy_before) / max(total_after - total_before, 1e-9)
+    return result
+
+
 Request = tuple[str, str, bytes | None, dict[str, str]]
 
 
@@ -233,7 +267,10 @@ def main() -> None:
         sampler.start()
         for name, path in (("product", "/api/v1/queue/?limit=50"), ("baseline", "/bench/bare-queue/")):
             drive(port=args.port, paths_tokens=[(path, t) for t in tokens], seconds=3)  # warm-up
-            results[name] = drive(port=args.port, paths_tokens=[(path, t) for t in tokens], seconds=args.seconds)
+            results[name] = measured(
+                server.pid,
+                lambda path=path: drive(port=args.port, paths_tokens=[(path, t) for t in tokens], seconds=args.seconds),
+            )
         if args.filing_persons:
             clinic = get_user_model().objects.get(username="bench-clinic")
             clinic_token = Token.objects.get_or_create(user=clinic)[0].key
@@ -251,7 +288,9 @@ def main() -> None:
                 return "POST", "/api/v1/applications/", body.encode(), headers
 
             drive(port=args.port, seconds=2, next_request=next_filing, expect=201)  # warm-up
-            results["filing"] = drive(port=args.port, seconds=args.seconds, next_request=next_filing, expect=201)
+            results["filing"] = measured(
+                server.pid, lambda: drive(port=args.port, seconds=args.seconds, next_request=next_filing, expect=201)
+            )
         stop.set()
         sampler.join()
         results["server_peak_rss_mb"] = peak[0]
@@ -267,15 +306,15 @@ def main() -> None:
     def row(label: str, r: dict[str, Any]) -> str:
         return (
             f"| {label} | {r['requests']:,} | {r['errors']} | {r['rps']:,.0f} | {r['p50']:.1f} | {r['p95']:.1f} | "
-            f"{r['p99']:.1f} |"
+            f"{r['p99']:.1f} | {r['server_cpu_ms_per_request']:.1f} | {r['machine_busy_pct']:.0f}% |"
         )
 
     text = "\n".join(
         [
             f"## Reviewer queue page over HTTP, {size:,} applications ({product_batch.rows:,} items queued)",
             "",
-            "| | requests | errors | req/s | p50 ms | p95 ms | p99 ms |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| | requests | errors | req/s | p50 ms | p95 ms | p99 ms | server CPU ms/request | machine CPU busy |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
             row("product `GET /api/v1/queue/?limit=50`", product),
             row("baseline bare DRF endpoint, same table and scope", baseline),
             *(
@@ -287,7 +326,9 @@ def main() -> None:
             f"**Ratio product/baseline: {common.ratio(product['rps'], baseline['rps']):.2f}×** requests/s "
             "(target ≥ 0.5×; p99 under 50 ms). Filing target: ≥ 300 req/s, p99 under 100 ms. "
             "Server peak RSS (master + 2 workers): "
-            f"{results['server_peak_rss_mb']:.0f} MB.",
+            f"{results['server_peak_rss_mb']:.0f} MB. Server CPU ms/request: user + system time of the gunicorn "
+            "processes per request answered (PostgreSQL and the load driver not included); machine CPU busy: "
+            "all processes on both cores during the run.",
             "",
             "```",
             f"$ DATABASE_URL=postgres://…/bench .venv/bin/python -m bench.http_queue --gunicorn …/gunicorn "

@@ -18,9 +18,16 @@ def redact_id_numbers(text: str) -> str:
 
 class RedactPersonalData(logging.Filter):
     """Masks anything shaped like a 身份证号 in a log record (message and traceback) and replaces an attached
-    request by its method and path, before any handler sees the record."""
+    request by its method and path, before any handler sees the record.
+
+    A refused request (4xx) is the client's mistake, not the server's: Django attaches the traceback of the
+    ``PermissionDenied`` / ``Http404`` it caught, which buries real errors in the log. Those records keep their
+    one-line message and lose the traceback; 5xx records keep theirs.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "django.request" and getattr(record, "status_code", 500) < 500:
+            record.exc_info, record.exc_text = None, None
         request = getattr(record, "request", None)
         if hasattr(request, "get_full_path"):
             # django.request / django.security attach the live request, whose repr and GET data carry the

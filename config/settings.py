@@ -176,7 +176,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "enrollment.authentication.TokenAuthentication",  # DRF's, with the staff profile in the same query
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -197,6 +197,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # OpenAPI links of the filing workflow (config/schema.py), followed by the stateful schemathesis run.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.schema.add_links"],
     # One name per shared choice set (else `check --deploy --fail-level WARNING` fails on drf_spectacular.W001).
     "ENUM_NAME_OVERRIDES": {
         "InstitutionLevelEnum": "enrollment.models.InstitutionLevel",
@@ -240,6 +242,11 @@ CELERY_BEAT_SCHEDULE = {
     "daily-validity-sweep": {
         "task": "enrollment.tasks.sweep_validity",
         "schedule": crontab(hour=1, minute=0),
+    },
+    # Roster imports whose task was lost (broker down at upload, or restarted without persistence).
+    "requeue-roster-imports": {
+        "task": "interop.tasks.requeue_roster_imports",
+        "schedule": crontab(minute="*/10"),
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

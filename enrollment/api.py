@@ -6,7 +6,7 @@ from typing import Any
 
 import django_filters
 from django.contrib.auth import authenticate
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet, prefetch_related_objects
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -164,6 +164,12 @@ class ApplicationFilter(django_filters.FilterSet):
         return queryset.filter(Q(filing_institution__code=value) | Q(treating_institution__code=value))
 
 
+APPLICATION_DETAIL_PREFETCH = (
+    "documents",
+    Prefetch("audit_entries", queryset=AuditEntry.objects.select_related("actor", "batch")),
+)
+
+
 class ApplicationViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
     """Applications the caller may see; one POST action per transition."""
 
@@ -173,10 +179,7 @@ class ApplicationViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet:
         queryset = selectors.applications_visible_to(self.request.user)
         if self.action != "list":
-            queryset = queryset.prefetch_related(
-                "documents",
-                Prefetch("audit_entries", queryset=AuditEntry.objects.select_related("actor", "batch")),
-            )
+            queryset = queryset.prefetch_related(*APPLICATION_DETAIL_PREFETCH)
         return queryset
 
     def get_serializer_class(self) -> type:
@@ -224,7 +227,10 @@ class ApplicationViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
             treating_institution=data["treating_institution"],
             actor=request.user,
         )
-        return self._detail(application.pk, status.HTTP_201_CREATED)
+        # The new row's person, disease, institutions and region are the objects just used: read only
+        # its documents and timeline rather than the whole application again.
+        prefetch_related_objects([application], *APPLICATION_DETAIL_PREFETCH)
+        return Response(ApplicationDetailSerializer(application).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=DiagnoseSerializer, responses={200: ApplicationDetailSerializer, **ERRORS})
     @action(detail=True, methods=["post"])

@@ -21,6 +21,7 @@ import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from enum import Enum
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -123,18 +124,87 @@ def _days_phrase(days_left: int) -> str:
     return "已经到期"
 
 
+class Slot(Enum):
+    """A per-reminder value in a text template, filled from Python values (``render``) or from SQL
+    expressions (``render_sql``, the sweep's ``INSERT … SELECT``): the wording is defined once."""
+
+    DISEASE = "disease_name"
+    CLINIC = "clinic_name"
+    PERSON = "person_name"
+    MASKED_ID = "masked_id_number"
+    APPLICATION = "application_id"
+    VALID_UNTIL = "valid_until"  # as chinese_date()
+    DAYS_PHRASE = "days_phrase"  # as _days_phrase()
+
+
+Template = tuple["str | Slot", ...]
+
+# The patient's SMS: the disease, the end date, what to do, and what happens if nothing is done.
+SMS_TEXT: Template = (
+    "【医保门诊慢特病】尊敬的参保人：您的“",
+    Slot.DISEASE,
+    "”门诊慢特病待遇有效期至",
+    Slot.VALID_UNTIL,
+    "，",
+    Slot.DAYS_PHRASE,
+    "。请携带身份证和近期诊断证明、检查报告到",
+    Slot.CLINIC,
+    "或其他定点医疗机构申请复审（续期），复审期间待遇照常享受；到期未申请复审的，待遇将停止。",
+)
+CLINIC_SUBJECT: Template = ("门诊慢特病到期提醒：", Slot.MASKED_ID, " ", Slot.DISEASE, "将于", Slot.VALID_UNTIL, "到期")
+CLINIC_TEXT: Template = (
+    "贵机构申报的门诊慢特病备案即将到期：\n参保人：",
+    Slot.PERSON,
+    "（",
+    Slot.MASKED_ID,
+    "）\n病种：",
+    Slot.DISEASE,
+    "\n有效期至：",
+    Slot.VALID_UNTIL,
+    "（",
+    Slot.DAYS_PHRASE,
+    "）\n备案编号：",
+    Slot.APPLICATION,
+    "\n\n请联系参保人，由医师重新确认诊断后在系统中提交复审（续期）申请。"
+    "复审获批后，新的有效期从原有效期结束的次日起算，不会出现待遇中断。",
+)
+
+
+def render(template: Template, values: dict[Slot, str]) -> str:
+    return "".join(values[part] if isinstance(part, Slot) else part for part in template)
+
+
+def render_sql(template: Template, expressions: dict[Slot, str]) -> tuple[str, list[str]]:
+    """The template as one SQL string expression (``||`` works on PostgreSQL and SQLite alike);
+    the literal text goes in as parameters."""
+    sql: list[str] = []
+    params: list[str] = []
+    for part in template:
+        if isinstance(part, Slot):
+            sql.append(f"({expressions[part]})")
+        else:
+            sql.append("%s")
+            params.append(part)
+    return " || ".join(sql), params
+
+
 def sms_text(*, disease_name: str, valid_until: dt.date, clinic_name: str, days_left: int) -> str:
-    """The patient's SMS: the disease, the end date, what to do, and what happens if nothing is done."""
-    return (
-        f"【医保门诊慢特病】尊敬的参保人：您的“{disease_name}”门诊慢特病待遇有效期至"
-        f"{chinese_date(valid_until)}，{_days_phrase(days_left)}。"
-        f"请携带身份证和近期诊断证明、检查报告到{clinic_name}或其他定点医疗机构申请复审（续期），"
-        f"复审期间待遇照常享受；到期未申请复审的，待遇将停止。"
+    return render(
+        SMS_TEXT,
+        {
+            Slot.DISEASE: disease_name,
+            Slot.VALID_UNTIL: chinese_date(valid_until),
+            Slot.DAYS_PHRASE: _days_phrase(days_left),
+            Slot.CLINIC: clinic_name,
+        },
     )
 
 
 def clinic_subject(*, disease_name: str, masked_id_number: str, valid_until: dt.date) -> str:
-    return f"门诊慢特病到期提醒：{masked_id_number} {disease_name}将于{chinese_date(valid_until)}到期"
+    return render(
+        CLINIC_SUBJECT,
+        {Slot.DISEASE: disease_name, Slot.MASKED_ID: masked_id_number, Slot.VALID_UNTIL: chinese_date(valid_until)},
+    )
 
 
 def clinic_text(
@@ -146,12 +216,14 @@ def clinic_text(
     valid_until: dt.date,
     days_left: int,
 ) -> str:
-    return (
-        f"贵机构申报的门诊慢特病备案即将到期：\n"
-        f"参保人：{person_name}（{masked_id_number}）\n"
-        f"病种：{disease_name}\n"
-        f"有效期至：{chinese_date(valid_until)}（{_days_phrase(days_left)}）\n"
-        f"备案编号：{application_id}\n\n"
-        f"请联系参保人，由医师重新确认诊断后在系统中提交复审（续期）申请。"
-        f"复审获批后，新的有效期从原有效期结束的次日起算，不会出现待遇中断。"
+    return render(
+        CLINIC_TEXT,
+        {
+            Slot.PERSON: person_name,
+            Slot.MASKED_ID: masked_id_number,
+            Slot.DISEASE: disease_name,
+            Slot.VALID_UNTIL: chinese_date(valid_until),
+            Slot.DAYS_PHRASE: _days_phrase(days_left),
+            Slot.APPLICATION: str(application_id),
+        },
     )

@@ -48,17 +48,49 @@ def user_region(user: Any) -> Region | None:
     return profile.institution.region if profile.institution_id else None
 
 
+def user_region_id(user: Any) -> int | None:
+    """The id of ``user_region(user)``, without loading the region."""
+    profile = getattr(user, "profile", None) if getattr(user, "is_authenticated", False) else None
+    if profile is None:
+        return None
+    if profile.region_id:
+        return profile.region_id
+    return profile.institution.region_id if profile.institution_id else None
+
+
+# Regions are a shallow tree (province → city → county). Walking it one level per query cost a
+# round trip per level on every scoped request; these read it in one query, up to this depth.
+REGION_TREE_DEPTH = 5
+
+
+def _descendant_q(region_id: int) -> Q:
+    scope = Q(pk=region_id)
+    for depth in range(1, REGION_TREE_DEPTH + 1):
+        scope |= Q(**{"parent__" * (depth - 1) + "parent_id": region_id})
+    return scope
+
+
+def region_and_descendant_ids(region_id: int) -> list[int]:
+    """Ids of a region and everything under it, in one query."""
+    return list(Region.objects.filter(_descendant_q(region_id)).order_by().values_list("pk", flat=True))
+
+
 def region_and_descendant_codes(region: Region) -> list[str]:
-    """Codes of a region and everything under it (regions are a shallow tree: province → city → county)."""
-    codes = [region.code]
-    frontier = [region.pk]
-    for _depth in range(5):
-        children = list(Region.objects.filter(parent_id__in=frontier).values_list("pk", "code"))
-        if not children:
-            break
-        frontier = [pk for pk, _code in children]
-        codes.extend(code for _pk, code in children)
-    return codes
+    """Codes of a region and everything under it, in one query."""
+    return list(Region.objects.filter(_descendant_q(region.pk)).order_by().values_list("code", flat=True))
+
+
+def region_lineage_ids(region: Region) -> list[int]:
+    """Ids of the region and its ancestors, nearest first (what ``Region.lineage`` walks), in one query."""
+    columns = ["pk", *("parent__" * (depth - 1) + "parent_id" for depth in range(1, REGION_TREE_DEPTH + 1))]
+    row = Region.objects.filter(pk=region.pk).values_list(*columns).first() or (region.pk,)
+    chain = []
+    for region_id in row:
+        if region_id is None:
+            return chain
+        chain.append(region_id)
+    # Deeper than REGION_TREE_DEPTH: walk on from the last ancestor found (lineage() stops at 10).
+    return (chain + [node.pk for node in Region.objects.get(pk=chain[-1]).lineage()[1:]])[:10]
 
 
 # ---------------------------------------------------------------------------
@@ -68,21 +100,27 @@ def region_and_descendant_codes(region: Region) -> list[str]:
 
 def policy_for_region(region: Region) -> Policy:
     """The region's own policy, else its nearest ancestor's, else the defaults (unsaved)."""
-    lineage = region.lineage()
-    policies = {p.region_id: p for p in Policy.objects.filter(region__in=lineage)}
-    for node in lineage:
-        if node.pk in policies:
-            return policies[node.pk]
+    return policy_for_lineage(region, region_lineage_ids(region))
+
+
+def policy_for_lineage(region: Region, lineage_ids: list[int]) -> Policy:
+    """``policy_for_region`` when the caller already holds ``region_lineage_ids(region)``."""
+    policies = {p.region_id: p for p in Policy.objects.filter(region_id__in=lineage_ids)}
+    for region_id in lineage_ids:
+        if region_id in policies:
+            return policies[region_id]
     return Policy(region=region)
 
 
-def disease_available_in_region(disease: Disease, region: Region) -> bool:
+def disease_available_in_region(disease: Disease, region: Region, lineage_ids: list[int] | None = None) -> bool:
     if not disease.active:
         return False
     allowed = {r.pk for r in disease.regions.all()}
     if not allowed:
         return True
-    return any(node.pk in allowed for node in region.lineage())
+    if lineage_ids is None:
+        lineage_ids = region_lineage_ids(region)
+    return any(region_id in allowed for region_id in lineage_ids)
 
 
 def diseases_active() -> QuerySet[Disease]:
@@ -109,9 +147,9 @@ def applications_visible_to(user: Any) -> QuerySet[Application]:
     if institution is not None and names & {roles.CLINIC_STAFF, roles.PHYSICIAN, roles.CENTER_OFFICER}:
         scope |= Q(filing_institution=institution) | Q(treating_institution=institution)
     if roles.REVIEWER in names:
-        region = user_region(user)
-        if region is not None:
-            scope |= Q(region__code__in=region_and_descendant_codes(region))
+        region_id = user_region_id(user)
+        if region_id is not None:
+            scope |= Q(region_id__in=region_and_descendant_ids(region_id))
     return base.filter(scope)
 
 
@@ -155,6 +193,24 @@ def chronic_holdings(person: Person) -> QuerySet[Application]:
     )
 
 
+def held_toward_limit(active: list[Application]) -> list[Application]:
+    """``chronic_holdings`` of a person computed from all their active applications (disease loaded).
+
+    A renewal's predecessor is the same person's, so "the enrollment it renews is active" is
+    "its id is among these".
+    """
+    active_ids = {a.pk for a in active}
+    held = [
+        a
+        for a in active
+        if a.disease.disease_type == DiseaseType.CHRONIC
+        and a.disease.counts_toward_limit
+        and a.kind != ApplicationKind.TWO_DISEASES
+        and not (a.kind == ApplicationKind.RENEWAL and a.renews_id in active_ids)
+    ]
+    return sorted(held, key=lambda a: (a.filed_at, a.pk))
+
+
 @dataclass
 class EligibilityCheck:
     code: str
@@ -170,7 +226,8 @@ def eligibility_checks(
     """Each filing rule with its outcome, in the order a clerk reads them."""
     checks: list[EligibilityCheck] = [EligibilityCheck("valid_id_number", _("Valid ID number"), True)]
 
-    available = disease_available_in_region(disease, person.insured_region)
+    lineage_ids = region_lineage_ids(person.insured_region)
+    available = disease_available_in_region(disease, person.insured_region, lineage_ids)
     checks.append(
         EligibilityCheck(
             "disease_not_available",
@@ -183,10 +240,9 @@ def eligibility_checks(
         )
     )
 
-    active = Application.objects.filter(person=person, state__in=ACTIVE_STATES).select_related("disease")
-    if renews is not None:
-        active = active.exclude(pk=renews.pk)
-    active_list = list(active)
+    # One read of the person's active applications serves the duplicate, exclusion and limit rules.
+    every_active = list(Application.objects.filter(person=person, state__in=ACTIVE_STATES).select_related("disease"))
+    active_list = [a for a in every_active if renews is None or a.pk != renews.pk]
 
     duplicate = next(
         (a for a in active_list if a.disease_id == disease.pk and a.kind == kind and a.renews_id is None), None
@@ -220,8 +276,8 @@ def eligibility_checks(
     )
 
     counts = disease.disease_type == DiseaseType.CHRONIC and disease.counts_toward_limit and kind == ApplicationKind.NEW
-    limit = policy_for_region(person.insured_region).concurrent_chronic_limit
-    held = list(chronic_holdings(person))
+    limit = policy_for_lineage(person.insured_region, lineage_ids).concurrent_chronic_limit
+    held = held_toward_limit(every_active)
     if renews is not None:
         held = [a for a in held if a.pk != renews.pk]
     within = (not counts) or len(held) < limit

@@ -172,7 +172,7 @@ class AuditEntrySerializer(serializers.ModelSerializer):
 
 class ApplicationDetailSerializer(ApplicationListSerializer):
     icd10_code = serializers.CharField(read_only=True)
-    physician = serializers.CharField(source="physician.licence_number", read_only=True, default=None)
+    physician = serializers.CharField(source="physician.licence_number", read_only=True, default=None, allow_null=True)
     documents = DocumentSerializer(many=True, read_only=True)
     timeline = AuditEntrySerializer(source="audit_entries", many=True, read_only=True)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import UploadedFile
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -49,7 +50,6 @@ from enrollment.models import (
     State,
     SupportCategory,
     TerminationReason,
-    mask_id_number,
 )
 from enrollment.periods import first_of_next_month, period_end
 
@@ -100,6 +100,56 @@ def audit_entry(
         stage=fields.stage,
         details=fields.details or {},
     )
+
+
+def sql_in(column: str, ids: Sequence[int]) -> tuple[str, list[Any]]:
+    """``column IN (…)`` for a chunk of ids: one array parameter on PostgreSQL, one placeholder each on SQLite."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [list(ids)]
+    if not ids:
+        return "1 = 0", []
+    return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
+
+
+def audit_rows_insert(
+    *,
+    source: str,
+    params: Sequence[Any],
+    transition: str,
+    from_state: str,
+    to_state: str,
+    actor: Any,
+    fields: AuditFields,
+    per_row: dict[str, str],
+) -> int:
+    """Bulk paths: one audit row per row of ``source`` (``FROM … WHERE …``) in one ``INSERT … SELECT``.
+
+    Every value but the ``per_row`` columns (SQL expressions over ``source``, by attname; at least
+    ``application_id``) comes from an ``audit_entry`` prototype, so a bulk row is exactly the row the
+    per-row path writes. The caller holds the transaction.
+    """
+    prototype = audit_entry(
+        application_id=0, transition=transition, from_state=from_state, to_state=to_state, actor=actor, fields=fields
+    )
+    columns: list[str] = []
+    values: list[str] = []
+    constants: list[Any] = []
+    for model_field in AuditEntry._meta.concrete_fields:
+        if model_field.primary_key:
+            continue
+        columns.append(connection.ops.quote_name(model_field.column))
+        if model_field.attname in per_row:
+            values.append(per_row[model_field.attname])
+        else:
+            values.append("%s")
+            constants.append(model_field.get_db_prep_save(getattr(prototype, model_field.attname), connection))
+    sql = (
+        f"INSERT INTO {AuditEntry._meta.db_table} ({', '.join(columns)}) "  # noqa: S608 - names from the model
+        f"SELECT {', '.join(values)} {source}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*constants, *params])
+        return cursor.rowcount
 
 
 def run_transition(
@@ -236,8 +286,14 @@ def application_submit(
         institution = treating_institution
     # Validate uploads before any row is written.
     prepared = [_prepare_document(doc_type, upload) for doc_type, upload in documents]
+    # Called inside a caller's transaction (renewal, 两病 enrollment, roster commit) the insert needs
+    # its own savepoint so that a caught IntegrityError leaves that transaction usable; as the
+    # outermost block it does not (the error rolls the whole filing back), which saves two round trips.
+    nested = transaction.get_connection().in_atomic_block
     with StoredFiles() as files, transaction.atomic():
-        locked_person = Person.objects.select_for_update().select_related("insured_region").get(pk=person.pk)
+        locked_person = (
+            Person.objects.select_for_update(of=("self",)).select_related("insured_region").get(pk=person.pk)
+        )
         _raise_first_failure(
             selectors.eligibility_checks(person=locked_person, disease=disease, kind=kind, renews=renews)
         )
@@ -252,7 +308,7 @@ def application_submit(
             filed_by=actor,
         )
         try:
-            with transaction.atomic():
+            with transaction.atomic(savepoint=nested):
                 application.save()
         except IntegrityError:
             # The partial unique index caught a race the checks could not see.
@@ -409,12 +465,18 @@ def application_terminate(
         )
     ended_on = ended_on or timezone.localdate()
     with transaction.atomic():
+        # Renewals first, then the enrollment: the order approving a renewal takes its locks in.
+        renewals = list(
+            Application.objects.select_for_update(of=("self",))
+            .filter(renews_id=application_id, state__in=RENEWAL_WITHDRAWN_ON_TERMINATION)
+            .order_by("pk")
+        )
         application = lock_application(application_id)
         if application.valid_from and ended_on < application.valid_from:
             raise InvalidInput(_("The end date is before the enrollment started."), details={"field": "ended_on"})
         if application.valid_until and ended_on > application.valid_until:
             ended_on = application.valid_until
-        return run_transition(
+        run_transition(
             application=application,
             name="terminate",
             actor=actor,
@@ -422,6 +484,24 @@ def application_terminate(
             reason=reason,
             ended_on=ended_on,
         )
+        # There is nothing left to continue: a pending renewal is withdrawn with it (one a reviewer is
+        # already deciding cannot be approved — see validity_for).
+        for renewal in renewals:
+            run_transition(
+                application=renewal,
+                name="withdraw",
+                actor=get_system_user(),
+                audit=AuditFields(
+                    reason_code="enrollment_terminated",
+                    reason=_("The enrollment this renewal continues was terminated."),
+                    details={"terminated": application.pk, "by": getattr(actor, "pk", None)},
+                ),
+            )
+        return application
+
+
+# States of a pending renewal that terminating its enrollment withdraws (the withdraw transition's sources).
+RENEWAL_WITHDRAWN_ON_TERMINATION = (State.SUBMITTED, State.DIAGNOSED, State.RETURNED)
 
 
 # ---------------------------------------------------------------------------
@@ -437,6 +517,16 @@ def validity_for(*, application: Application, decided_on: dt.date) -> tuple[dt.d
     between the decision date and the first day of the next month.
     """
     previous = application.renews
+    if previous is not None and previous.state == State.TERMINATED:
+        raise RuleViolation(
+            _(
+                "The enrollment this renewal continues (application #%(id)s) was terminated on %(date)s; "
+                "reject the renewal instead."
+            )
+            % {"id": previous.pk, "date": previous.ended_on.isoformat() if previous.ended_on else "?"},
+            code="renewed_enrollment_terminated",
+            details={"application": previous.pk},
+        )
     if (
         previous is not None
         and previous.valid_until is not None
@@ -835,48 +925,71 @@ def _with_renewal_pending() -> Exists:
     return Exists(Application.objects.filter(renews=OuterRef("pk"), state__in=ACTIVE_STATES))
 
 
+def _candidate_ids(queryset: Any) -> array[int]:
+    """The candidates' ids, read once in id order (8 bytes each): the chunks are cut from this list
+    instead of re-reading and re-sorting the remaining candidates for every page."""
+    return array("q", queryset.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=10_000))
+
+
+def _chunks(ids: array[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size].tolist()
+
+
+def _compiled(queryset: Any) -> tuple[str, tuple[Any, ...]]:
+    return queryset.values("pk").query.get_compiler(connection=connection).as_sql()
+
+
+def _db_value(model: Any, name: str, value: Any) -> Any:
+    return model._meta.get_field(name).get_db_prep_save(value, connection)
+
+
 def _sweep_transition(
     *,
     candidates: Any,
+    sources: Sequence[str],
     transition: str,
     to_state: str,
     actor: Any,
     day: dt.date,
     chunk_size: int,
-    extra: dict[str, Any] | None = None,
+    set_ended_on: bool = False,
 ) -> int:
-    """Move every candidate to ``to_state`` in chunks: one transaction, one UPDATE and one
-    bulk-inserted audit row per changed application in each. The candidates are re-read under row
-    locks inside the transaction, so a row changed meanwhile (a renewal approved, a termination) is
-    left alone; a crash loses at most the chunk in progress, which the next run picks up."""
+    """Move every candidate to ``to_state`` in chunks: one transaction per chunk, in which one
+    ``UPDATE … RETURNING id`` per source state moves the rows that still qualify (the candidate
+    conditions and the source state are re-checked on the locked rows, so a row changed meanwhile —
+    a renewal approved, a termination — is left alone) and one ``INSERT … SELECT`` writes their audit
+    rows. A crash loses at most the chunk in progress, which the next run picks up."""
+    fields = AuditFields(details={"sweep_date": day.isoformat()})
     changed_total = 0
-    last_pk = 0
-    while True:
-        ids = list(candidates.filter(pk__gt=last_pk).order_by("pk").values_list("pk", flat=True)[:chunk_size])
-        if not ids:
-            return changed_total
-        last_pk = ids[-1]
+    for chunk in _chunks(_candidate_ids(candidates), chunk_size):
         with transaction.atomic():
-            locked = list(candidates.filter(pk__in=ids).select_for_update().order_by("pk").values_list("pk", "state"))
-            if not locked:
-                continue
-            now = timezone.now()
-            Application.objects.filter(pk__in=[pk for pk, _state in locked]).update(
-                state=to_state, updated_at=now, **(extra or {})
-            )
-            fields = AuditFields(details={"sweep_date": day.isoformat()})
-            AuditEntry.objects.bulk_create(
-                audit_entry(
-                    application_id=pk,
+            updated_at = _db_value(Application, "updated_at", timezone.now())
+            for source in sources:
+                subquery, sub_params = _compiled(candidates.filter(pk__in=chunk, state=source))
+                ended_on = ", ended_on = valid_until" if set_ended_on else ""
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        f"UPDATE enrollment_application SET state = %s, updated_at = %s{ended_on} "
+                        f"WHERE state = %s AND id IN ({subquery}) RETURNING id",
+                        [to_state, updated_at, source, *sub_params],
+                    )
+                    moved = [row[0] for row in cursor.fetchall()]
+                if not moved:
+                    continue
+                where, params = sql_in("a.id", moved)
+                audit_rows_insert(
+                    source=f"FROM enrollment_application a WHERE {where}",
+                    params=params,
                     transition=transition,
-                    from_state=from_state,
+                    from_state=source,
                     to_state=to_state,
                     actor=actor,
                     fields=fields,
+                    per_row={"application_id": "a.id"},
                 )
-                for pk, from_state in locked
-            )
-            changed_total += len(locked)
+                changed_total += len(moved)
+    return changed_total
 
 
 def validity_sweep(
@@ -907,17 +1020,19 @@ def validity_sweep(
             candidates=covering.filter(valid_until__lt=day - dt.timedelta(days=rules.grace_days)).filter(
                 ~_with_renewal_pending()
             ),
+            sources=COVERING_STATES,
             transition="expire",
             to_state=State.EXPIRED,
             actor=actor,
             day=day,
             chunk_size=chunk_size,
-            extra={"ended_on": F("valid_until")},
+            set_ended_on=True,
         )
         result.expiring += _sweep_transition(
             candidates=covering.filter(
                 state=State.APPROVED, valid_until__lte=day + dt.timedelta(days=rules.renewal_window_days)
             ),
+            sources=(State.APPROVED,),
             transition="mark_expiring",
             to_state=State.EXPIRING,
             actor=actor,
@@ -966,11 +1081,12 @@ def _create_due_reminders(
     The reminder at offset ``o`` is due from ``valid_until − o`` until the next, smaller offset falls
     due: a day the sweep missed is made up late, but a patient who missed both the 30- and the 7-day
     reminder gets the 7-day one, and the 30-day rows are recorded as skipped. Enrollments with a
-    renewal pending get none. ``bulk_create(ignore_conflicts=True)`` against the unique constraint
-    is what keeps a second or concurrent run from creating anything twice.
+    renewal pending get none. ``ON CONFLICT DO NOTHING`` against the unique constraint is what keeps
+    a second or concurrent run from creating anything twice.
     """
     eligible = covering.filter(~_with_renewal_pending())
     offsets = rules.reminder_offsets
+    emails: dict[int, str] = {}  # filing institution → its clinic staff's addresses, for this sweep
     for index, offset in enumerate(offsets):
         later = offsets[index + 1] if index + 1 < len(offsets) else None
         missing = ~Exists(Reminder.objects.filter(application=OuterRef("pk"), offset_days=offset))
@@ -978,118 +1094,193 @@ def _create_due_reminders(
         if later is not None:
             superseded = due.filter(valid_until__lte=day + dt.timedelta(days=later))
             result.reminders_skipped += _reminder_rows(
-                candidates=superseded, offset=offset, day=day, chunk_size=chunk_size, skipped_for=later
+                candidates=superseded, offset=offset, day=day, chunk_size=chunk_size, emails=emails, skipped_for=later
             )[0]
             due = due.filter(valid_until__gt=day + dt.timedelta(days=later))
-        created, chunks_to_send = _reminder_rows(candidates=due, offset=offset, day=day, chunk_size=chunk_size)
+        created, chunks_to_send = _reminder_rows(
+            candidates=due, offset=offset, day=day, chunk_size=chunk_size, emails=emails
+        )
         result.reminders_due += created
         for ids in chunks_to_send:
             _hand_over(ids, result, enqueue)
 
 
+def _clinic_emails(institution_ids: Iterable[int], known: dict[int, str]) -> None:
+    """Fill ``known`` with the active clinic staff addresses of the institutions not in it yet."""
+    wanted = {pk for pk in institution_ids if pk not in known}
+    if not wanted:
+        return
+    found: dict[int, list[str]] = {}
+    for institution_id, email in (
+        StaffProfile.objects.filter(
+            institution_id__in=wanted, user__is_active=True, user__groups__name=roles.CLINIC_STAFF
+        )
+        .exclude(user__email="")
+        .order_by("user__email")
+        .values_list("institution_id", "user__email")
+    ):
+        found.setdefault(institution_id, []).append(email)
+    for pk in wanted:
+        known[pk] = ",".join(found.get(pk, []))
+
+
+def _reminder_dates_sql(day: dt.date, offset: int) -> tuple[str, list[Any]]:
+    """The only database-specific part of the reminder SQL: ``valid_until`` as ``YYYY-MM-DD`` text,
+    the days left until it and the due date of the offset, as columns of the enrollment ``a``."""
+    if connection.vendor == "postgresql":
+        sql = (
+            "to_char(a.valid_until, 'YYYY-MM-DD') AS date_text, (a.valid_until - CAST(%s AS date)) AS days_left, "
+            "(a.valid_until - CAST(%s AS integer)) AS due_on"
+        )
+    else:
+        sql = (
+            "a.valid_until AS date_text, CAST(julianday(a.valid_until) - julianday(%s) AS integer) AS days_left, "
+            "date(a.valid_until, '-' || CAST(%s AS text) || ' days') AS due_on"
+        )
+    return sql, [day.isoformat(), offset]
+
+
+def _reminder_text_slots() -> dict[notifications.Slot, str]:
+    """SQL for every slot of the reminder templates (``notifications.render_sql``), over the columns of
+    the enrollment row ``b`` built in ``_reminder_rows``: the SQL twin of ``chinese_date``,
+    ``_days_phrase`` and ``mask_id_number`` (tests/enrollment/test_reminders.py holds them equal)."""
+    number = "CAST(CAST(substr(b.date_text, {start}, {length}) AS integer) AS text)"
+    return {
+        notifications.Slot.DISEASE: "b.disease_name",
+        notifications.Slot.CLINIC: "b.clinic_name",
+        notifications.Slot.PERSON: "b.person_name",
+        notifications.Slot.MASKED_ID: (
+            "CASE WHEN length(b.id_number) <= 7 THEN substr('*******', 1, length(b.id_number)) "
+            "ELSE substr(b.id_number, 1, 3) || substr('***********', 1, length(b.id_number) - 7) "
+            "|| substr(b.id_number, length(b.id_number) - 3) END"
+        ),
+        notifications.Slot.APPLICATION: "CAST(b.application_id AS text)",
+        notifications.Slot.VALID_UNTIL: (
+            f"{number.format(start=1, length=4)} || '年' || {number.format(start=6, length=2)} || '月' || "
+            f"{number.format(start=9, length=2)} || '日'"
+        ),
+        notifications.Slot.DAYS_PHRASE: (
+            "CASE WHEN b.days_left > 0 THEN '还有' || CAST(b.days_left AS text) || '天到期' "
+            "WHEN b.days_left = 0 THEN '今天到期' ELSE '已经到期' END"
+        ),
+    }
+
+
 def _reminder_rows(
-    *, candidates: Any, offset: int, day: dt.date, chunk_size: int, skipped_for: int | None = None
+    *,
+    candidates: Any,
+    offset: int,
+    day: dt.date,
+    chunk_size: int,
+    emails: dict[int, str],
+    skipped_for: int | None = None,
 ) -> tuple[int, list[list[int]]]:
+    """Per chunk of candidates, one transaction and one ``INSERT … SELECT … ON CONFLICT DO NOTHING
+    RETURNING``: an SMS, an e-mail and an in-app row per enrollment, the texts rendered by the database
+    from the templates of ``notifications``. Returns how many enrollments got rows, and per chunk the
+    new SMS and e-mail rows to send (only what this run inserted: a concurrent run hands over its own)."""
     count = 0
     to_send: list[list[int]] = []
-    last_pk = 0
-    fields = (
-        "pk",
-        "valid_until",
-        "filing_institution_id",
-        "filing_institution__name",
-        "person__name",
-        "person__id_number",
-        "person__phone",
-        "disease__name",
-    )
-    while True:
-        rows = list(candidates.filter(pk__gt=last_pk).order_by("pk").values_list(*fields)[:chunk_size])
-        if not rows:
-            return count, to_send
-        last_pk = rows[-1][0]
-        institutions = {row[2] for row in rows}
-        emails: dict[int, list[str]] = {}
-        for institution_id, email in (
-            StaffProfile.objects.filter(
-                institution_id__in=institutions, user__is_active=True, user__groups__name=roles.CLINIC_STAFF
-            )
-            .exclude(user__email="")
-            .order_by("user__email")
-            .values_list("institution_id", "user__email")
-        ):
-            emails.setdefault(institution_id, []).append(email)
-        now = timezone.now()
-        reminders: list[Reminder] = []
-        for pk, valid_until, institution_id, clinic_name, person_name, id_number, phone, disease_name in rows:
-            days_left = (valid_until - day).days
-            masked = mask_id_number(id_number)
-            common = {
-                "application_id": pk,
-                "offset_days": offset,
-                "due_on": valid_until - dt.timedelta(days=offset),
-                "valid_until": valid_until,
-                "institution_id": institution_id,
-                "created_at": now,
-                "updated_at": now,
-            }
-            sms = notifications.sms_text(
-                disease_name=disease_name, valid_until=valid_until, clinic_name=clinic_name, days_left=days_left
-            )
-            subject = notifications.clinic_subject(
-                disease_name=disease_name, masked_id_number=masked, valid_until=valid_until
-            )
-            body = notifications.clinic_text(
-                application_id=pk,
-                person_name=person_name,
-                masked_id_number=masked,
-                disease_name=disease_name,
-                valid_until=valid_until,
-                days_left=days_left,
-            )
-            recipients = ",".join(emails.get(institution_id, []))
-            channels = [
-                (ReminderChannel.SMS, phone.strip(), "", sms, "no mobile number on file"),
-                (ReminderChannel.EMAIL, recipients, subject, body, "no clinic staff e-mail address"),
-                (ReminderChannel.IN_APP, "", subject, body, ""),
-            ]
-            for channel, recipient, subj, text, missing_recipient in channels:
-                status, error, sent_at = ReminderStatus.PENDING, "", None
-                if skipped_for is not None:
-                    status, error = ReminderStatus.SKIPPED, f"superseded by the {skipped_for}-day reminder"
-                elif channel == ReminderChannel.IN_APP:
-                    status, sent_at = ReminderStatus.SENT, now  # delivered by being in the clinic's list
-                elif not recipient:
-                    status, error = ReminderStatus.SKIPPED, missing_recipient
-                reminders.append(
-                    Reminder(
-                        channel=channel,
-                        recipient=recipient,
-                        subject=subj,
-                        message=text,
-                        status=status,
-                        last_error=error,
-                        sent_at=sent_at,
-                        **common,
-                    )
+    slots = _reminder_text_slots()
+    texts = [
+        notifications.render_sql(template, slots)
+        for template in (notifications.SMS_TEXT, notifications.CLINIC_SUBJECT, notifications.CLINIC_TEXT)
+    ]
+    dates_sql, dates_params = _reminder_dates_sql(day, offset)
+    sms, email, in_app = ReminderChannel.SMS, ReminderChannel.EMAIL, ReminderChannel.IN_APP
+    for chunk in _chunks(_candidate_ids(candidates), chunk_size):
+        institution_of = dict(Application.objects.filter(pk__in=chunk).values_list("pk", "filing_institution_id"))
+        _clinic_emails(institution_of.values(), emails)
+        with_emails = sorted({pk for pk in institution_of.values() if emails[pk]})
+        if with_emails:
+            emails_sql = f"CASE a.filing_institution_id {' '.join(['WHEN %s THEN %s'] * len(with_emails))} ELSE '' END"
+        else:
+            emails_sql = "''"
+        emails_params = [value for pk in with_emails for value in (pk, emails[pk])]
+        subquery, sub_params = _compiled(candidates.filter(pk__in=chunk))
+        now = _db_value(Reminder, "created_at", timezone.now())
+        if skipped_for is None:
+            status = "CASE WHEN ch.channel = %s THEN %s WHEN ch.recipient = '' THEN %s ELSE %s END"
+            status_params = [in_app, ReminderStatus.SENT, ReminderStatus.SKIPPED, ReminderStatus.PENDING]
+            error, error_params = "CASE WHEN ch.channel = %s THEN '' ELSE ch.missing END", [in_app]
+            sent_at, sent_at_params = "CASE WHEN ch.channel = %s THEN %s END", [in_app, now]
+        else:
+            status, status_params = "%s", [ReminderStatus.SKIPPED]
+            error, error_params = "%s", [f"superseded by the {skipped_for}-day reminder"]
+            sent_at, sent_at_params = "NULL", []
+        # Placeholders in text order: outer select list, channel columns, texts, enrollment columns,
+        # its WHERE, the channel list.
+        sql = f"""
+            INSERT INTO enrollment_reminder
+                (application_id, offset_days, channel, due_on, valid_until, status, institution_id, recipient,
+                 subject, message, attempts, last_error, created_at, updated_at, sent_at)
+            SELECT ch.application_id, %s, ch.channel, ch.due_on, ch.valid_until, {status}, ch.institution_id,
+                ch.recipient, ch.subject, ch.message, 0, {error}, %s, %s, {sent_at}
+            FROM (
+                SELECT t.application_id, t.valid_until, t.institution_id, t.due_on, c.channel,
+                    CASE c.channel WHEN %s THEN t.phone WHEN %s THEN t.emails ELSE '' END AS recipient,
+                    CASE c.channel WHEN %s THEN '' ELSE t.clinic_subject END AS subject,
+                    CASE c.channel WHEN %s THEN t.sms ELSE t.body END AS message,
+                    CASE WHEN c.channel = %s AND t.phone = '' THEN %s
+                         WHEN c.channel = %s AND t.emails = '' THEN %s ELSE '' END AS missing
+                FROM (
+                    SELECT b.application_id, b.valid_until, b.institution_id, b.due_on, b.phone, b.emails,
+                        {texts[0][0]} AS sms, {texts[1][0]} AS clinic_subject, {texts[2][0]} AS body
+                    FROM (
+                        SELECT a.id AS application_id, a.valid_until, a.filing_institution_id AS institution_id,
+                            {dates_sql}, trim(p.phone) AS phone, {emails_sql} AS emails, d.name AS disease_name,
+                            i.name AS clinic_name, p.name AS person_name, p.id_number
+                        FROM enrollment_application a
+                        JOIN enrollment_person p ON p.id = a.person_id
+                        JOIN enrollment_disease d ON d.id = a.disease_id
+                        JOIN enrollment_institution i ON i.id = a.filing_institution_id
+                        WHERE a.id IN ({subquery})
+                    ) b
+                ) t
+                CROSS JOIN (SELECT %s AS channel UNION ALL SELECT %s UNION ALL SELECT %s) c
+            ) ch
+            WHERE ch.application_id IS NOT NULL
+            ON CONFLICT DO NOTHING
+            RETURNING id, application_id, channel, status
+        """  # noqa: S608 - table names and SQL fragments are ours; every value is a parameter
+        params = [
+            offset,
+            *status_params,
+            *error_params,
+            now,
+            now,
+            *sent_at_params,
+            sms,
+            email,
+            sms,
+            sms,
+            sms,
+            "no mobile number on file",
+            email,
+            "no clinic staff e-mail address",
+            *texts[0][1],
+            *texts[1][1],
+            *texts[2][1],
+            *dates_params,
+            *emails_params,
+            *sub_params,
+            sms,
+            email,
+            in_app,
+        ]
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            inserted = cursor.fetchall()
+        count += len({application_id for _pk, application_id, _channel, _status in inserted})
+        if skipped_for is None:
+            to_send.append(
+                sorted(
+                    pk
+                    for pk, _application_id, channel, status in inserted
+                    if status == ReminderStatus.PENDING and channel in (sms, email)
                 )
-        ids = [row[0] for row in rows]
-        with transaction.atomic():
-            Reminder.objects.bulk_create(reminders, ignore_conflicts=True)
-            count += len(rows)
-            if skipped_for is None:
-                to_send.append(
-                    list(
-                        Reminder.objects.filter(
-                            application_id__in=ids,
-                            offset_days=offset,
-                            status=ReminderStatus.PENDING,
-                            channel__in=(ReminderChannel.SMS, ReminderChannel.EMAIL),
-                        )
-                        .order_by("pk")
-                        .values_list("pk", flat=True)
-                    )
-                )
+            )
+    return count, to_send
 
 
 def reminder_deliver(*, reminder_id: int) -> Reminder:

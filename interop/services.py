@@ -104,9 +104,33 @@ def roster_import_request_commit(*, import_id: int, actor: Any, queue: bool = Tr
 
 
 def _queue(import_id: int) -> None:
+    """Hand the import to a worker. The upload is already committed: if the broker is unreachable the
+    import waits as it is and ``roster_imports_requeue`` (beat) queues it later; the clerk's request
+    must not fail for it."""
+    from kombu.exceptions import OperationalError
+
     from interop.tasks import run_roster_import
 
-    run_roster_import.delay(import_id)
+    try:
+        run_roster_import.delay(import_id)
+    except OperationalError as exc:
+        logger.warning("roster import %s not queued, broker unavailable (%s); the next scan queues it", import_id, exc)
+
+
+def roster_imports_requeue() -> list[int]:
+    """Queue again every import a worker should be running but no task may exist for: a dry run or a
+    commit requested while the broker was down or lost with a broker restart, or a phase whose worker
+    died. Duplicates are harmless: ``roster_import_run`` claims each phase with a conditional UPDATE."""
+    stale = timezone.now() - STALE_AFTER
+    waiting = (
+        Q(state=ImportState.PENDING, created_at__lt=stale)
+        | Q(state=ImportState.COMMIT_REQUESTED)
+        | Q(state__in=(ImportState.VALIDATING, ImportState.COMMITTING), heartbeat_at__lt=stale)
+    )
+    ids = list(RosterImport.objects.filter(waiting).order_by("pk").values_list("pk", flat=True))
+    for import_id in ids:
+        _queue(import_id)
+    return ids
 
 
 def _lock_visible_import(import_id: int, actor: Any) -> RosterImport:

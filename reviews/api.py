@@ -141,7 +141,8 @@ class QueueViewSet(IdempotentPostMixin, viewsets.GenericViewSet):
             count=serializer.validated_data["count"],
             stage=serializer.validated_data.get("stage"),
         )
-        return Response(ReviewItemSerializer(items, many=True).data)
+        rows = selectors.items_by_ids([item.pk for item in items])
+        return Response(ReviewItemSerializer(rows, many=True).data)
 
     @extend_schema(request=ReleaseSerializer, responses={200: ReleaseResultSerializer, **ERRORS})
     @action(detail=False, methods=["post"])
@@ -164,13 +165,15 @@ class ReviewItemViewSet(IdempotentPostMixin, mixins.RetrieveModelMixin, viewsets
         return get_object_or_404(self.get_queryset(), pk=pk)
 
     def _detail(self, item_id: int) -> Response:
-        item = self._item(item_id)
+        return self._render(self._item(item_id))
+
+    def _render(self, item: ReviewItem) -> Response:
         context = {"decisions": selectors.item_decisions(item)}
         return Response(ReviewItemDetailSerializer(item, context=context).data)
 
     @extend_schema(responses={200: ReviewItemDetailSerializer, **ERRORS})
     def retrieve(self, request: Request, pk: str | None = None) -> Response:
-        return self._detail(self._item(pk).pk)
+        return self._render(self._item(pk))
 
     @extend_schema(request=ApproveSerializer, responses={200: ReviewItemDetailSerializer, **ERRORS})
     @action(detail=True, methods=["post"])

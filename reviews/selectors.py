@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from enrollment import roles
@@ -46,11 +46,10 @@ def reviewer_region_ids(user: Any) -> list[int] | None:
         return None
     if not roles.has_any_role(user, roles.REVIEWER):
         return []
-    region = enrollment_selectors.user_region(user)
-    if region is None:
+    region_id = enrollment_selectors.user_region_id(user)
+    if region_id is None:
         return []
-    codes = enrollment_selectors.region_and_descendant_codes(region)
-    return list(Region.objects.filter(code__in=codes).values_list("pk", flat=True))
+    return enrollment_selectors.region_and_descendant_ids(region_id)
 
 
 def stages_held(user: Any) -> list[str]:
@@ -158,10 +157,51 @@ def batch_counts(batch: ReviewBatch) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-def items_visible_to(user: Any) -> QuerySet[ReviewItem]:
-    base = ReviewItem.objects.select_related(
-        "batch", "region", "claimed_by", "application__person", "application__disease"
+# The columns of a queue row (reviews.serializers.ReviewItemSerializer). Joining batch, region and
+# auth_user as well made PostgreSQL spend ~30 ms planning each page (bench/http_queue.py, 100k):
+# those three come as correlated subqueries instead, which the planner does not reorder.
+QUEUE_ROW_FIELDS: tuple[str, ...] = (
+    "id",
+    "application_id",
+    "batch_id",
+    "region_id",
+    "round",
+    "stages",
+    "stage",
+    "outcome",
+    "queued_at",
+    "claimed_by_id",
+    "lease_expires_at",
+    "decided_at",
+    "application__state",
+    "application__person",
+    "application__disease",
+    "application__person__name",
+    "application__person__id_number",
+    "application__disease__code",
+    "application__disease__name",
+)
+
+
+def with_queue_row(queryset: QuerySet[ReviewItem]) -> QuerySet[ReviewItem]:
+    """Items with what a queue row shows, in one query: ``batch_period``, ``region_code``, ``claimed_by_username``."""
+    from django.contrib.auth import get_user_model
+
+    return (
+        queryset.select_related("application__person", "application__disease")
+        .only(*QUEUE_ROW_FIELDS)
+        .annotate(
+            batch_period=Subquery(ReviewBatch.objects.filter(pk=OuterRef("batch_id")).values("period")[:1]),
+            region_code=Subquery(Region.objects.filter(pk=OuterRef("region_id")).values("code")[:1]),
+            claimed_by_username=Subquery(
+                get_user_model().objects.filter(pk=OuterRef("claimed_by_id")).values("username")[:1]
+            ),
+        )
     )
+
+
+def items_visible_to(user: Any) -> QuerySet[ReviewItem]:
+    base = with_queue_row(ReviewItem.objects.all())
     region_ids = reviewer_region_ids(user)
     if region_ids is None:
         return base
@@ -219,9 +259,12 @@ def queue_page(
     if after is not None:
         queued_at, item_id = after
         queryset = queryset.filter(Q(queued_at__gt=queued_at) | Q(queued_at=queued_at, id__gt=item_id))
-    return list(
-        queryset.select_related("batch", "region", "claimed_by", "application__person", "application__disease")[:limit]
-    )
+    return list(with_queue_row(queryset)[:limit])
+
+
+def items_by_ids(item_ids: list[int]) -> list[ReviewItem]:
+    """Queue rows of items the caller has just been given (a claim), oldest first."""
+    return list(with_queue_row(ReviewItem.objects.filter(pk__in=item_ids)).order_by("queued_at", "id"))
 
 
 def claimed_by(user: Any) -> QuerySet[ReviewItem]:

@@ -85,9 +85,10 @@ class ReviewItemSerializer(serializers.ModelSerializer):
     disease = serializers.CharField(source="application.disease.code", read_only=True)
     disease_name = serializers.CharField(source="application.disease.name", read_only=True)
     application_state = serializers.CharField(source="application.state", read_only=True)
-    batch_period = serializers.CharField(source="batch.period", read_only=True)
-    region = serializers.CharField(source="region.code", read_only=True)
-    claimed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # Annotated by reviews.selectors.with_queue_row (correlated subqueries, not joins).
+    batch_period = serializers.CharField(read_only=True)
+    region = serializers.CharField(source="region_code", read_only=True)
+    claimed_by = serializers.CharField(source="claimed_by_username", read_only=True, allow_null=True)
 
     class Meta:
         model = ReviewItem
@@ -112,12 +113,44 @@ class ReviewItemSerializer(serializers.ModelSerializer):
             "decided_at",
         ]
 
+    def to_representation(self, item: ReviewItem) -> dict[str, Any]:
+        """The declared fields, read directly: the queue page serialises 50 rows per request, and DRF's
+        per-field attribute walk was a quarter of its CPU. Same keys, values and formats as the generic
+        path (datetimes through DRF's own field); ``tests/reviews/test_api.py`` holds the two equal."""
+        application = item.application
+        person, disease = application.person, application.disease
+        moment = self.fields["queued_at"].to_representation
+        lease, decided = item.lease_expires_at, item.decided_at
+        return {
+            "id": item.pk,
+            "application": item.application_id,
+            "application_state": application.state,
+            "person_name": person.name,
+            "person_id_number": person.masked_id_number,
+            "disease": disease.code,
+            "disease_name": disease.name,
+            "batch": item.batch_id,
+            "batch_period": item.batch_period,
+            "region": item.region_code,
+            "round": item.round,
+            "stages": item.stages,
+            "stage": item.stage,
+            "outcome": item.outcome,
+            "queued_at": moment(item.queued_at),
+            "claimed_by": item.claimed_by_username,
+            "lease_expires_at": None if lease is None else moment(lease),
+            "decided_at": None if decided is None else moment(decided),
+        }
+
 
 class ReviewItemDetailSerializer(ReviewItemSerializer):
     decisions = serializers.SerializerMethodField()
 
     class Meta(ReviewItemSerializer.Meta):
         fields = [*ReviewItemSerializer.Meta.fields, "decisions"]
+
+    def to_representation(self, item: ReviewItem) -> dict[str, Any]:
+        return {**super().to_representation(item), "decisions": self.get_decisions(item)}
 
     def get_decisions(self, item: ReviewItem) -> list[dict[str, Any]]:
         return StageDecisionSerializer(self.context["decisions"], many=True).data

@@ -14,22 +14,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from enrollment import roles
 from enrollment import selectors as enrollment_selectors
 from enrollment.errors import DomainError, InvalidInput, NotPermitted, RuleViolation, TransitionRefused
-from enrollment.models import Application, ApplicationKind, AuditEntry, Region, ReviewMode, State
+from enrollment.models import Application, ApplicationKind, Disease, Region, ReviewMode, State
 from enrollment.services import (
     AuditFields,
     application_approve,
     audit_entry,
+    audit_rows_insert,
     get_system_user,
     lock_application,
     run_transition,
+    sql_in,
 )
 from reviews import selectors
 from reviews.models import (
@@ -101,7 +103,11 @@ def batch_assemble(
     if batch.assembled_at is not None:
         return batch
     size = chunk_size or int(getattr(settings, "REVIEW_BATCH_CHUNK_SIZE", 1000))
-    while _assemble_chunk(batch_id=batch.pk, actor=actor, size=size):
+    # Keyset: each chunk starts after the last row of the one before. The moved rows' entries stay in the
+    # (region, state, diagnosed_at) index until vacuum, so restarting every chunk from the front walked over
+    # all of them again and a region's assembly grew with the square of its size.
+    after: tuple[dt.datetime, int] | None = None
+    while after := _assemble_chunk(batch_id=batch.pk, actor=actor, size=size, after=after):
         pass
     with transaction.atomic():
         batch = ReviewBatch.objects.select_for_update().get(pk=batch.pk)
@@ -118,58 +124,86 @@ def batch_assemble(
     return batch
 
 
-def _assemble_chunk(*, batch_id: int, actor: Any, size: int) -> int:
-    """Move one chunk into the batch; returns how many moved (0 = nothing left)."""
+def _assemble_chunk(
+    *, batch_id: int, actor: Any, size: int, after: tuple[dt.datetime, int] | None = None
+) -> tuple[dt.datetime, int] | None:
+    """Move the next chunk (after the ``(diagnosed_at, id)`` cursor) into the batch; returns the cursor of
+    its last row, or None when nothing is left. Rows behind the cursor that became eligible meanwhile
+    (none can: a later diagnosis is past the cutoff) would be found by the final check and the next run."""
     with transaction.atomic():
         # The batch row lock serialises concurrent runs of the same batch chunk by chunk.
         batch = ReviewBatch.objects.select_for_update().get(pk=batch_id)
         if batch.assembled_at is not None:
-            return 0
+            return None
+        candidates = selectors.assembly_candidates(region_id=batch.region_id, cutoff=batch.cutoff)
+        if after is not None:
+            candidates = candidates.filter(Q(diagnosed_at__gt=after[0]) | Q(diagnosed_at=after[0], id__gt=after[1]))
         rows = list(
-            selectors.assembly_candidates(region_id=batch.region_id, cutoff=batch.cutoff)
-            .select_for_update(of=("self",))
+            candidates.select_for_update(of=("self",))
             .order_by("diagnosed_at", "id")
-            .values_list("pk", "disease__disease_type", "disease__review_stages")[:size]
+            .values_list("pk", "diagnosed_at")[:size]
         )
         if not rows:
-            return 0
-        ids = [pk for pk, _type, _stages in rows]
+            return None
+        ids = [pk for pk, _diagnosed_at in rows]
         now = timezone.now()
         moved = Application.objects.filter(pk__in=ids, state=State.DIAGNOSED).update(
             state=State.IN_REVIEW, updated_at=now
         )
         if moved != len(ids):  # the rows are locked: this cannot happen unless the lock is gone
             raise RuntimeError(f"batch {batch_id}: locked {len(ids)} applications but moved {moved}")
-        rounds = selectors.rounds_by_application(ids)
-        items = []
-        entries = []
-        for pk, disease_type, disease_stages in rows:
-            stages = list(disease_stages) if disease_stages else _default_stages(disease_type)
-            items.append(
-                ReviewItem(
-                    batch_id=batch.pk,
-                    application_id=pk,
-                    region_id=batch.region_id,
-                    round=rounds[pk],
-                    stages=stages,
-                    stage=stages[0],
-                    queued_at=now,
-                )
-            )
-            entries.append(
-                audit_entry(
-                    application_id=pk,
-                    transition="enqueue",
-                    from_state=State.DIAGNOSED,
-                    to_state=State.IN_REVIEW,
-                    actor=actor,
-                    fields=AuditFields(batch_id=batch.pk, stage=stages[0], details={"period": batch.period}),
-                )
-            )
-        ReviewItem.objects.bulk_create(items)
-        AuditEntry.objects.bulk_create(entries)
+        # Set-based: the rows are written by the database from the chunk's ids, never built in Python.
+        _insert_review_items(batch=batch, ids=ids, queued_at=now)
+        _insert_enqueue_audit_rows(batch=batch, ids=ids, actor=actor)
         ReviewBatch.objects.filter(pk=batch.pk).update(item_count=F("item_count") + moved)
-    return moved
+    last_id, last_diagnosed_at = rows[-1]
+    return last_diagnosed_at, last_id
+
+
+def _insert_review_items(*, batch: ReviewBatch, ids: list[int], queued_at: dt.datetime) -> int:
+    """One ``INSERT … SELECT`` of the chunk's review items: round = the application's last round + 1,
+    stages = its disease's own or its type's default (the few diseases of the chunk, decided here)."""
+    stages_field = ReviewItem._meta.get_field("stages")
+    by_disease = {
+        pk: list(own) if own else _default_stages(disease_type)
+        for pk, disease_type, own in Disease.objects.filter(applications__pk__in=ids)
+        .distinct()
+        .values_list("pk", "disease_type", "review_stages")
+    }
+    case = " ".join("WHEN %s THEN %s" for _pk in by_disease)
+    stages_params = [
+        value for pk, stages in by_disease.items() for value in (pk, stages_field.get_db_prep_save(stages, connection))
+    ]
+    stage_params = [value for pk, stages in by_disease.items() for value in (pk, stages[0])]
+    where, where_params = sql_in("a.id", ids)
+    sql = (
+        "INSERT INTO reviews_reviewitem "
+        "(batch_id, application_id, region_id, round, stages, stage, outcome, queued_at) "
+        "SELECT %s, a.id, %s, "
+        "COALESCE((SELECT MAX(r.round) FROM reviews_reviewitem r WHERE r.application_id = a.id), 0) + 1, "
+        f"CASE a.disease_id {case} END, CASE a.disease_id {case} END, %s, %s "
+        f"FROM enrollment_application a WHERE {where}"
+    )
+    queued_at_value = ReviewItem._meta.get_field("queued_at").get_db_prep_save(queued_at, connection)
+    params = [batch.pk, batch.region_id, *stages_params, *stage_params, Outcome.PENDING, queued_at_value, *where_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _insert_enqueue_audit_rows(*, batch: ReviewBatch, ids: list[int], actor: Any) -> int:
+    """The chunk's ``enqueue`` audit rows, each with the stage its new review item waits at."""
+    where, where_params = sql_in("i.application_id", ids)
+    return audit_rows_insert(
+        source=f"FROM reviews_reviewitem i WHERE i.batch_id = %s AND {where}",
+        params=[batch.pk, *where_params],
+        transition="enqueue",
+        from_state=State.DIAGNOSED,
+        to_state=State.IN_REVIEW,
+        actor=actor,
+        fields=AuditFields(batch_id=batch.pk, details={"period": batch.period}),
+        per_row={"application_id": "i.application_id", "stage": "i.stage"},
+    )
 
 
 def _default_stages(disease_type: str) -> list[str]:
@@ -335,7 +369,7 @@ def review_decide(
     data.validate()
     with transaction.atomic():
         try:
-            item = ReviewItem.objects.select_for_update().select_related("batch").get(pk=item_id)
+            item = ReviewItem.objects.select_for_update(of=("self",)).select_related("batch").get(pk=item_id)
         except ReviewItem.DoesNotExist:
             raise InvalidInput(_("Review item #%(id)s does not exist.") % {"id": item_id}, code="not_found")
         application = lock_application(item.application_id)

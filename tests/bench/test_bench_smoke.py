@@ -35,10 +35,26 @@ def test_generator_makes_a_consistent_mix(generated: generate.Generated) -> None
 
 def test_batch_product_and_baseline_move_the_same_rows(generated: generate.Generated) -> None:
     diagnosed = Application.objects.filter(state="diagnosed").count()
-    product, baseline = batch.compare(chunk_size=200, vacuum=False)
+    product, baseline, parallel = batch.compare(chunk_size=200, vacuum=False)
+    assert parallel is None
     assert product.rows == baseline.rows == diagnosed
     assert product.checksum == baseline.checksum
     # Each reset put the data back: nothing of either run is left.
+    assert Application.objects.filter(state="diagnosed").count() == diagnosed
+    assert not ReviewItem.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batch_shared_out_over_two_workers_moves_the_same_rows() -> None:
+    """The ``--workers`` run: threads with their own connections, so the data must be committed."""
+    call_command("load_catalogue", verbosity=0)
+    generate.generate(applications=1200, cities=1, counties=3)
+    diagnosed = Application.objects.filter(state="diagnosed").count()
+    assert len(batch._regions()) >= 2
+    product, baseline, parallel = batch.compare(chunk_size=50, vacuum=False, workers=2)
+    assert parallel is not None and diagnosed > 0
+    assert product.rows == baseline.rows == parallel.rows == diagnosed
+    assert product.checksum == baseline.checksum == parallel.checksum
     assert Application.objects.filter(state="diagnosed").count() == diagnosed
     assert not ReviewItem.objects.exists()
 

@@ -79,3 +79,48 @@ def test_one_active_application_per_disease_under_concurrent_filings(world):
     outcomes = fire_concurrently([filing(i) for i in range(20)])
     assert outcomes == Counter({"ok": 1, "duplicate_disease": 19}), outcomes
     assert Application.objects.filter(person=person).count() == 1
+
+
+def test_a_filing_in_progress_does_not_hold_up_another_persons_filing_in_the_same_region(world):
+    """The person lock must not spread to joined rows (it once locked the insured region too, so every
+    filing in a region waited for the one before it)."""
+    from django.db import transaction
+
+    first_person, second_person = world.person(), world.person()
+    assert first_person.insured_region_id == second_person.insured_region_id
+    filed, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def hold_a_filing_open():
+        try:
+            with transaction.atomic():
+                services.application_submit(
+                    person=first_person,
+                    disease=world.hypertension,
+                    treating_institution=world.county,
+                    actor=world.clerk,
+                )
+                filed.set()
+                release.wait(timeout=30)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+            filed.set()
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_a_filing_open)
+    holder.start()
+    try:
+        assert filed.wait(timeout=30) and not errors
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '3s'")
+            second = services.application_submit(
+                person=second_person, disease=world.hypertension, treating_institution=world.county, actor=world.clerk
+            )
+        assert Application.objects.filter(pk=second.pk).exists()
+    finally:
+        release.set()
+        holder.join(timeout=30)
+    assert not errors
+    assert Application.objects.filter(person=first_person).count() == 1

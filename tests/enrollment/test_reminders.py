@@ -13,7 +13,7 @@ from celery.exceptions import Retry
 from django.core import mail
 from django.db import connections
 
-from enrollment import services, tasks
+from enrollment import notifications, services, tasks
 from enrollment.models import Reminder, ReminderChannel, ReminderStatus
 from enrollment.notifications import HttpGatewaySMSBackend, LocmemSMSBackend, SMSMessage
 from tests.enrollment.validity_helpers import at, enrol, sweep
@@ -139,6 +139,47 @@ def test_no_phone_number_is_recorded_as_skipped(world):
     sms = Reminder.objects.get(application=enrollment, offset_days=7, channel="sms")
     assert (sms.status, sms.last_error) == ("skipped", "no mobile number on file")
     assert sms.pk not in result.to_send
+
+
+@pytest.mark.parametrize("days_left", [90, 27, 1, 0, -2])
+def test_texts_rendered_by_the_database_equal_the_python_templates(enrollment, world, days_left):
+    """The sweep renders the texts in SQL from notifications' templates; they must be, character for
+    character, what ``sms_text`` / ``clinic_subject`` / ``clinic_text`` give (dates, days, masking)."""
+    PolicyFactory(region=world.region, grace_days=5)  # still covering two days after the end
+    result = sweep(END - dt.timedelta(days=days_left))
+    person = enrollment.person
+    offset = min(o for o in (90, 30, 7, 0) if days_left <= o)
+    stored = {r.channel: r for r in Reminder.objects.filter(application=enrollment, offset_days=offset)}
+    disease, clinic_name = enrollment.disease.name, enrollment.filing_institution.name
+    subject = notifications.clinic_subject(
+        disease_name=disease, masked_id_number=person.masked_id_number, valid_until=END
+    )
+    body = notifications.clinic_text(
+        application_id=enrollment.pk,
+        person_name=person.name,
+        masked_id_number=person.masked_id_number,
+        disease_name=disease,
+        valid_until=END,
+        days_left=days_left,
+    )
+    sms = notifications.sms_text(disease_name=disease, valid_until=END, clinic_name=clinic_name, days_left=days_left)
+    assert (stored["sms"].recipient, stored["sms"].subject, stored["sms"].message) == ("13812345678", "", sms)
+    assert (stored["email"].recipient, stored["email"].subject, stored["email"].message) == (
+        "clinic@example.org",
+        subject,
+        body,
+    )
+    assert (stored["in_app"].recipient, stored["in_app"].subject, stored["in_app"].message) == ("", subject, body)
+    for reminder in stored.values():
+        assert (reminder.due_on, reminder.valid_until, reminder.institution_id, reminder.attempts) == (
+            END - dt.timedelta(days=offset),
+            END,
+            enrollment.filing_institution_id,
+            0,
+        )
+        assert reminder.created_at == reminder.updated_at
+    assert stored["in_app"].sent_at is not None and stored["sms"].sent_at is None
+    assert sorted(result.to_send) == sorted([stored["sms"].pk, stored["email"].pk])
 
 
 # ---------------------------------------------------------------------------

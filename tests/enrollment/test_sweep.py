@@ -117,3 +117,44 @@ def test_beat_task_runs_the_sweep_for_today(world):
         summary = tasks.sweep_validity.apply().get()
     assert summary["day"] == "2029-03-15" and summary["expired"] == 1
     assert states(enrollment) == [State.EXPIRED]
+
+
+def test_a_crash_mid_chunk_leaves_no_partial_chunk_and_a_rerun_finishes(world, monkeypatch):
+    enrollments = [enrol(world, on=D(2026, 3, 15)) for _ in range(5)]
+    real_insert = services.audit_rows_insert
+    calls = {"n": 0}
+
+    def crash_on_second_chunk(**kwargs):
+        # After the chunk's UPDATE moved its rows, before their audit rows are written.
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("worker killed")
+        return real_insert(**kwargs)
+
+    monkeypatch.setattr(services, "audit_rows_insert", crash_on_second_chunk)
+    with pytest.raises(RuntimeError):
+        sweep(D(2028, 10, 1), chunk_size=2)
+    monkeypatch.undo()
+    # The first chunk committed whole; the second rolled back whole (no state change without its audit row).
+    assert states(*enrollments).count(State.EXPIRING) == 2
+    assert AuditEntry.objects.filter(transition="mark_expiring").count() == 2
+
+    result = sweep(D(2028, 10, 1), chunk_size=2)
+    assert result.expiring == 3
+    assert states(*enrollments) == [State.EXPIRING] * 5
+    for enrollment in enrollments:
+        assert len(audit_of(enrollment, "mark_expiring")) == 1
+
+
+def test_expire_from_either_covering_state_records_each_source(world):
+    expiring = enrol(world, on=D(2026, 1, 10))  # until 2029-01-09
+    approved = enrol(world, on=D(2026, 6, 10))  # until 2029-06-09
+    sweep(D(2028, 12, 1))  # only the first is inside its renewal window
+    assert states(expiring, approved) == [State.EXPIRING, State.APPROVED]
+    result = sweep(D(2029, 7, 1), chunk_size=10)  # one chunk holding both source states
+    assert result.expired == 2
+    assert [(e.from_state, e.to_state) for e in audit_of(approved, "expire")] == [("approved", "expired")]
+    assert [(e.from_state, e.to_state) for e in audit_of(expiring, "expire")] == [("expiring", "expired")]
+    assert audit_of(approved, "mark_expiring") == []
+    ended = dict(Application.objects.filter(pk__in=[approved.pk, expiring.pk]).values_list("pk", "ended_on"))
+    assert ended == {expiring.pk: D(2029, 1, 9), approved.pk: D(2029, 6, 9)}

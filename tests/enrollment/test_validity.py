@@ -264,6 +264,39 @@ def test_termination_by_admin_with_reason_and_audit(world):
     assert entry.details == {"ended_on": "2027-06-01"}
 
 
+def test_terminating_an_enrollment_withdraws_its_pending_renewal(world):
+    enrollment = enrol(world, on=D(2026, 3, 15))
+    with at(D(2029, 1, 10)):
+        renewal = services.application_renew(application_id=enrollment.pk, actor=world.clerk)
+    with at(D(2029, 1, 20)):
+        services.application_terminate(application_id=enrollment.pk, actor=world.reviewer, reason="death")
+    renewal.refresh_from_db()
+    assert renewal.state == State.WITHDRAWN
+    (entry,) = audit_of(renewal, "withdraw")
+    assert entry.is_system and entry.reason_code == "enrollment_terminated"
+    assert entry.details == {"terminated": enrollment.pk, "by": world.reviewer.pk}
+
+
+def test_a_renewal_in_review_cannot_be_approved_once_its_enrollment_is_terminated(world):
+    from tests.enrollment.validity_helpers import diagnose
+
+    enrollment = enrol(world, on=D(2026, 3, 15))
+    with at(D(2029, 1, 10)):
+        renewal = services.application_renew(application_id=enrollment.pk, actor=world.clerk)
+    with at(D(2029, 1, 11)):
+        diagnose(world, renewal, day=D(2029, 1, 11))
+    with at(D(2029, 1, 12)):
+        services.run_transition(
+            application=services.lock_application(renewal.pk), name="enqueue", actor=services.get_system_user()
+        )
+        services.application_terminate(application_id=enrollment.pk, actor=world.reviewer, reason="moved_out")
+        with pytest.raises(RuleViolation) as refused:
+            services.application_approve(application_id=renewal.pk, actor=world.reviewer)
+    assert refused.value.code == "renewed_enrollment_terminated"
+    renewal.refresh_from_db()
+    assert renewal.state == State.IN_REVIEW
+
+
 def test_terminated_enrollment_cannot_be_renewed(world):
     enrollment = enrol(world, on=D(2026, 3, 15))
     with at(D(2027, 6, 1)):

@@ -10,15 +10,8 @@ exactly once.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -29,59 +22,12 @@ from django.utils import timezone
 from enrollment.models import Application, AuditEntry, Person, State
 from reviews.models import ReviewBatch, ReviewItem
 from tests.factories import synthetic_id_number
+from tests.reliability.processes import database_url, kill, start_worker, stop, wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
-CELERY = Path(sys.executable).with_name("celery")
 APPLICATIONS = 1500
 CHUNK = 10  # many small chunks, so that the kill lands between and inside them
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    auth = quote(db["USER"] or "", safe="")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
-def start_worker(log: Path, *, purge: bool) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "REVIEW_BATCH_CHUNK_SIZE": str(CHUNK),
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-    }
-    args = [str(CELERY), "-A", "config", "worker", "-Q", "batch", "--pool", "solo", "--loglevel", "INFO"]
-    args += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"fault-{uuid.uuid4().hex[:8]}@%h"]
-    if purge:
-        args.append("--purge")
-    with log.open("a") as out:
-        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while "ready." not in log.read_text(errors="replace"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"worker did not start:\n{log.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.2)
-    return process
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.kill()
-    process.wait(timeout=30)
-
-
-def wait_until(condition: Any, timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 def eligible_applications(world: Any) -> list[int]:
@@ -129,7 +75,11 @@ def test_worker_killed_mid_batch_then_rerun_gives_each_application_exactly_once(
     period = f"{timezone.localdate():%Y-%m}"
     log = tmp_path / "worker.log"
 
-    first = start_worker(log, purge=True)
+    def worker(*, purge: bool = False) -> Any:
+        env = {"REVIEW_BATCH_CHUNK_SIZE": str(CHUNK)}
+        return start_worker(log, redis_url=settings.REDIS_URL, queues=("batch",), env=env, purge=purge)
+
+    first = worker(purge=True)
     try:
         tasks.assemble_batch.delay(world.region.pk, period)
 
@@ -138,10 +88,8 @@ def test_worker_killed_mid_batch_then_rerun_gives_each_application_exactly_once(
             return batch is not None and batch.item_count >= 20 * CHUNK
 
         wait_until(moving, 90, "the first chunks to be moved", log)
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(timeout=30)
     finally:
-        stop(first)
+        kill(first)
 
     batch = ReviewBatch.objects.get(region=world.region, period=period)
     moved_before_kill = batch.item_count
@@ -152,7 +100,7 @@ def test_worker_killed_mid_batch_then_rerun_gives_each_application_exactly_once(
     assert Application.objects.filter(pk__in=ids, state=State.IN_REVIEW).count() == moved_before_kill
     assert AuditEntry.objects.filter(batch=batch, transition="enqueue").count() == moved_before_kill
 
-    second = start_worker(log, purge=False)
+    second = worker()
     try:
         tasks.assemble_batch.delay(world.region.pk, period)  # the next daily beat run re-creates the work
         wait_until(
@@ -164,11 +112,7 @@ def test_worker_killed_mid_batch_then_rerun_gives_each_application_exactly_once(
         tasks.assemble_batch.delay(world.region.pk, period)  # and once more: nothing may change
         time.sleep(2)
     finally:
-        second.send_signal(signal.SIGTERM)
-        try:
-            second.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            stop(second)
+        stop(second)
 
     batch.refresh_from_db()
     assert batch.item_count == APPLICATIONS

@@ -180,3 +180,26 @@ def test_immediate_approval_endpoint(world):
     assert response.status_code == 200
     assert response.json()["state"] == "approved"
     assert Application.objects.get(pk=application.pk).state == State.APPROVED
+
+
+def test_the_queue_row_serializer_writes_what_the_generic_drf_path_writes(world, batch):
+    """ReviewItemSerializer reads its fields directly (the queue page's hot path); the answer must be the
+    generic ModelSerializer's, key for key, for waiting, claimed and decided items."""
+    from rest_framework import serializers as drf
+
+    from reviews import selectors
+    from reviews.serializers import ReviewItemSerializer
+
+    items = list(ReviewItem.objects.filter(batch=batch).values_list("pk", flat=True))
+    review_services.queue_claim(actor=world.reviewer, count=2)
+    claimed = ReviewItem.objects.filter(claimed_by=world.reviewer).order_by("pk").first()
+    review_services.review_decide(item_id=claimed.pk, actor=world.reviewer, decision="approve")
+    rows = selectors.items_by_ids(items)
+    assert {row.outcome for row in rows} >= {"pending"} and any(row.claimed_by_username for row in rows)
+    serializer = ReviewItemSerializer()
+    for row in rows:
+        fast = ReviewItemSerializer(row).data
+        generic = drf.ModelSerializer.to_representation(serializer, row)
+        assert dict(fast) == dict(generic) and list(fast) == list(generic)
+    assert any(dict(ReviewItemSerializer(row).data)["decided_at"] for row in rows)
+    assert any(dict(ReviewItemSerializer(row).data)["lease_expires_at"] for row in rows)

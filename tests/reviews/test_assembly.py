@@ -62,6 +62,38 @@ def test_batch_freezes_diagnosed_applications_of_the_region_before_the_cutoff(wo
         )
 
 
+def test_set_based_rows_equal_what_the_per_row_path_writes(world):
+    """The chunk's INSERT … SELECTs write, column for column, the audit row ``audit_entry`` defines and
+    the review item the per-row path (``stages_for``, next round) would."""
+    chronic = diagnosed(world)
+    special = diagnosed(world, disease=world.renal)
+    system = services.get_system_user()
+    batch = assemble(world, chunk_size=10)
+    skip = {"id", "application"}
+    for application, stages in ((chronic, ["initial_review"]), (special, ["initial_review", "recheck", "approval"])):
+        stored = enqueue_rows(application).get()
+        with time_machine.travel(MARCH_2, tick=False):
+            expected = services.audit_entry(
+                application_id=application.pk,
+                transition="enqueue",
+                from_state=State.DIAGNOSED,
+                to_state=State.IN_REVIEW,
+                actor=system,
+                fields=services.AuditFields(batch_id=batch.pk, stage=stages[0], details={"period": PERIOD}),
+            )
+        for field in AuditEntry._meta.concrete_fields:
+            if field.name not in skip:
+                assert getattr(stored, field.attname) == getattr(expected, field.attname), field.name
+        assert stored.application_id == application.pk
+        item = item_of(application)
+        assert (item.region_id, item.queued_at, item.stages) == (
+            world.region.pk,
+            MARCH_2,
+            selectors.stages_for(application.disease),
+        )
+        assert (item.claimed_by_id, item.lease_expires_at, item.decided_at) == (None, None, None)
+
+
 def test_disease_stages_override_the_type_default(world, settings):
     world.copd.review_stages = ["initial_review", "approval"]
     world.copd.save()
@@ -92,16 +124,18 @@ def test_running_twice_changes_nothing(world):
 
 def test_an_interrupted_run_is_resumed_with_every_application_in_once(world, monkeypatch):
     applications = [diagnosed(world) for _ in range(5)]
-    real_bulk_create = AuditEntry.objects.bulk_create
+    # The crash comes after the chunk's applications were moved and its review items inserted, just
+    # before its audit rows: nothing of that chunk may survive.
+    real_insert = review_services._insert_enqueue_audit_rows
     calls = {"n": 0}
 
-    def crash_on_second_chunk(objs, *args, **kwargs):
+    def crash_on_second_chunk(**kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("worker killed")
-        return real_bulk_create(objs, *args, **kwargs)
+        return real_insert(**kwargs)
 
-    monkeypatch.setattr(AuditEntry.objects, "bulk_create", crash_on_second_chunk)
+    monkeypatch.setattr(review_services, "_insert_enqueue_audit_rows", crash_on_second_chunk)
     with pytest.raises(RuntimeError):
         assemble(world, chunk_size=2)
     monkeypatch.undo()

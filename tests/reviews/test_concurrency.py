@@ -108,3 +108,47 @@ def test_two_last_decisions_at_once_close_the_batch(world):
     assert not [r for r in results if isinstance(r, Exception)], results
     batch.refresh_from_db()
     assert batch.state == BatchState.CLOSED
+
+
+def test_a_decision_in_progress_does_not_hold_up_another_decision_in_the_same_batch(world):
+    """Deciding locks the review item only, not the batch row joined to it (which every other decision and
+    the still-running assembly of the batch would otherwise queue behind)."""
+    from django.db import transaction
+
+    for _ in range(2):
+        diagnosed(world)
+    batch = assemble(world)
+    first_reviewer, second_reviewer = reviewer(world, ["initial_review"]), reviewer(world, ["initial_review"])
+    (first_item,) = review_services.queue_claim(actor=first_reviewer, count=1)
+    (second_item,) = review_services.queue_claim(actor=second_reviewer, count=1)
+    decided, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def hold_a_decision_open():
+        try:
+            with transaction.atomic():
+                review_services.review_decide(item_id=first_item.pk, actor=first_reviewer, decision="approve")
+                decided.set()
+                release.wait(timeout=30)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+            decided.set()
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_a_decision_open)
+    holder.start()
+    try:
+        assert decided.wait(timeout=30) and not errors
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '3s'")
+            review_services.review_decide(item_id=second_item.pk, actor=second_reviewer, decision="approve")
+    finally:
+        release.set()
+        holder.join(timeout=30)
+    assert not errors
+    from reviews.models import StageDecision
+
+    assert StageDecision.objects.filter(item__batch=batch).count() == 2
+    assert set(StageDecision.objects.values_list("item_id", flat=True)) == {first_item.pk, second_item.pk}

@@ -213,3 +213,28 @@ def test_the_console_filter_masks_numbers_that_slip_through():
     from config.redaction import RedactPersonalData
 
     assert RedactPersonalData().filter(record) and number not in record.getMessage()
+
+
+def test_a_refused_page_is_logged_in_one_line_and_a_server_error_keeps_its_traceback(world, caplog):
+    from django.test import Client
+    from django.urls import reverse
+
+    from config.redaction import RedactPersonalData
+
+    client = Client()
+    client.force_login(world.clerk)
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        assert client.get(reverse("batch-list")).status_code == 403
+    refused = [r for r in caplog.records if r.name == "django.request"]
+    assert refused and all(r.exc_info is None and not r.exc_text for r in refused)
+    assert "Forbidden" in refused[0].getMessage()
+
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        import sys
+
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("django.request", logging.ERROR, __file__, 1, "Internal Server Error", (), exc_info)
+    record.status_code = 500
+    assert RedactPersonalData().filter(record) and record.exc_info is not None and "boom" in record.exc_text
