@@ -261,6 +261,8 @@ SMS_GATEWAY_TOKEN = env_str("SMS_GATEWAY_TOKEN", "")
 SMS_GATEWAY_TIMEOUT = env_int("SMS_GATEWAY_TIMEOUT", 10)
 REMINDER_MAX_ATTEMPTS = env_int("REMINDER_MAX_ATTEMPTS", 5)
 VALIDITY_SWEEP_CHUNK_SIZE = env_int("VALIDITY_SWEEP_CHUNK_SIZE", 1000)
+# The sweep refreshes the reminder table's planner statistics after writing at least this many rows (PostgreSQL).
+REMINDER_ANALYZE_AFTER_ROWS = env_int("REMINDER_ANALYZE_AFTER_ROWS", 5000)
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
     "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",

@@ -1093,16 +1093,32 @@ def _create_due_reminders(
         due = eligible.filter(missing, valid_until__lte=day + dt.timedelta(days=offset))
         if later is not None:
             superseded = due.filter(valid_until__lte=day + dt.timedelta(days=later))
-            result.reminders_skipped += _reminder_rows(
+            skipped = _reminder_rows(
                 candidates=superseded, offset=offset, day=day, chunk_size=chunk_size, emails=emails, skipped_for=later
             )[0]
+            result.reminders_skipped += skipped
+            _refresh_reminder_statistics(inserted=3 * skipped)
             due = due.filter(valid_until__gt=day + dt.timedelta(days=later))
         created, chunks_to_send = _reminder_rows(
             candidates=due, offset=offset, day=day, chunk_size=chunk_size, emails=emails
         )
         result.reminders_due += created
+        _refresh_reminder_statistics(inserted=3 * created)
         for ids in chunks_to_send:
             _hand_over(ids, result, enqueue)
+
+
+def _refresh_reminder_statistics(*, inserted: int) -> None:
+    """Let PostgreSQL's planner see the reminder rows this sweep has just written.
+
+    The next candidate query anti-joins the reminder table. When the table's statistics still say "almost
+    empty" (a first or catch-up sweep, or a day after a purge), the planner loops over a sequential scan of
+    it for every candidate: 7 s instead of 40 ms at 300,000 applications. ``ANALYZE`` samples a bounded
+    number of rows (a fraction of a second); a role that does not own the table gets a warning, not an error.
+    """
+    if connection.vendor == "postgresql" and inserted >= settings.REMINDER_ANALYZE_AFTER_ROWS:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE enrollment_reminder")
 
 
 def _clinic_emails(institution_ids: Iterable[int], known: dict[int, str]) -> None:

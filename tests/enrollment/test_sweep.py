@@ -158,3 +158,23 @@ def test_expire_from_either_covering_state_records_each_source(world):
     assert audit_of(approved, "mark_expiring") == []
     ended = dict(Application.objects.filter(pk__in=[approved.pk, expiring.pk]).values_list("pk", "ended_on"))
     assert ended == {expiring.pk: D(2029, 1, 9), approved.pk: D(2029, 6, 9)}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("threshold", "analyzed"), [(3, True), (10_000, False)])
+def test_the_planner_statistics_of_the_reminder_table_are_refreshed_after_many_new_rows(
+    world, settings, threshold, analyzed
+):
+    """After writing many reminder rows the sweep runs ANALYZE, so that its next anti-join against the table
+    is not planned for an empty one (a catch-up sweep at 300k applications took 7 s instead of 40 ms)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.REMINDER_ANALYZE_AFTER_ROWS = threshold
+    for _ in range(2):
+        enrol(world, on=D(2026, 3, 15), person=world.person(phone="13812345678"))
+    with CaptureQueriesContext(connection) as queries:
+        result = sweep(D(2029, 3, 14) - dt.timedelta(days=7))
+    assert result.reminders_due + result.reminders_skipped >= 2
+    ran = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("ANALYZE")]
+    assert bool(ran) is analyzed and all(sql == "ANALYZE enrollment_reminder" for sql in ran)
