@@ -23,19 +23,15 @@ import csv
 import datetime as dt
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.db.models import Count
 from django.test import Client
 from django.utils import timezone
@@ -53,6 +49,7 @@ from enrollment.models import (
 )
 from reviews.models import Outcome, ReviewBatch, ReviewItem, StageDecision
 from tests.factories import staff_user, synthetic_id_number
+from tests.reliability.processes import database_url, free_port, stop, tail
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -66,34 +63,6 @@ BATCH_APPLICATIONS = int(os.environ.get("LOAD_BATCH_APPLICATIONS", "2000"))
 BATCH_CHUNK = int(os.environ.get("LOAD_BATCH_CHUNK", "20"))
 CONTENDED_PERSONS = 30  # a third hold nothing, a third one enrollment, a third two
 FRESH_PERSONS = 400  # one per burst of four concurrent filings
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    auth = quote(db["USER"] or "", safe="")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def tail(path: Path, size: int = 3000) -> str:
-    return path.read_text(errors="replace")[-size:] if path.exists() else ""
-
-
-def stop(process: subprocess.Popen, *, grace: float = 20) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
 
 
 def deadlocks() -> int:
