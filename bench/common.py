@@ -107,16 +107,8 @@ def vacuum_analyze(*tables: str) -> None:
             cursor.execute(f"VACUUM ANALYZE {table}")
 
 
-def fmt_rate(rows: int, seconds: float) -> str:
-    return f"{rows / seconds:,.0f} rows/s" if seconds > 0 else "n/a"
-
-
 def ratio(product: float, baseline: float) -> float:
     return product / baseline if baseline else 0.0
-
-
-def as_int(value: Any) -> int:
-    return int(value or 0)
 
 
 class RssSampler:

@@ -173,28 +173,22 @@ def person_by_id_number(user: Any, id_number: str) -> Person | None:
 # ---------------------------------------------------------------------------
 
 
-def chronic_holdings(person: Person) -> QuerySet[Application]:
-    """Active enrollments that count toward the concurrent chronic limit.
+def counts_toward_limit(*, disease: Disease, kind: str, renews_active: bool) -> bool:
+    """The concurrent chronic limit rule for one active application (DESIGN §4).
 
     A pending renewal does not count twice: while the enrollment it renews is active, it is the
     one that counts. 两病 medication coverage never counts.
     """
     return (
-        Application.objects.filter(
-            person=person,
-            state__in=ACTIVE_STATES,
-            disease__disease_type=DiseaseType.CHRONIC,
-            disease__counts_toward_limit=True,
-        )
-        .exclude(kind=ApplicationKind.TWO_DISEASES)
-        .exclude(kind=ApplicationKind.RENEWAL, renews__state__in=ACTIVE_STATES)
-        .select_related("disease")
-        .order_by("filed_at", "id")
+        disease.disease_type == DiseaseType.CHRONIC
+        and disease.counts_toward_limit
+        and kind != ApplicationKind.TWO_DISEASES
+        and not (kind == ApplicationKind.RENEWAL and renews_active)
     )
 
 
 def held_toward_limit(active: list[Application]) -> list[Application]:
-    """``chronic_holdings`` of a person computed from all their active applications (disease loaded).
+    """The person's holdings toward the limit, from all their active applications (disease loaded).
 
     A renewal's predecessor is the same person's, so "the enrollment it renews is active" is
     "its id is among these".
@@ -203,12 +197,16 @@ def held_toward_limit(active: list[Application]) -> list[Application]:
     held = [
         a
         for a in active
-        if a.disease.disease_type == DiseaseType.CHRONIC
-        and a.disease.counts_toward_limit
-        and a.kind != ApplicationKind.TWO_DISEASES
-        and not (a.kind == ApplicationKind.RENEWAL and a.renews_id in active_ids)
+        if counts_toward_limit(disease=a.disease, kind=a.kind, renews_active=a.renews_id in active_ids)
     ]
     return sorted(held, key=lambda a: (a.filed_at, a.pk))
+
+
+def chronic_holdings(person: Person) -> list[Application]:
+    """Active enrollments of the person that count toward the concurrent chronic limit."""
+    return held_toward_limit(
+        list(Application.objects.filter(person=person, state__in=ACTIVE_STATES).select_related("disease"))
+    )
 
 
 @dataclass

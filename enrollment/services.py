@@ -517,16 +517,6 @@ def validity_for(*, application: Application, decided_on: dt.date) -> tuple[dt.d
     between the decision date and the first day of the next month.
     """
     previous = application.renews
-    if previous is not None and previous.state == State.TERMINATED:
-        raise RuleViolation(
-            _(
-                "The enrollment this renewal continues (application #%(id)s) was terminated on %(date)s; "
-                "reject the renewal instead."
-            )
-            % {"id": previous.pk, "date": previous.ended_on.isoformat() if previous.ended_on else "?"},
-            code="renewed_enrollment_terminated",
-            details={"application": previous.pk},
-        )
     if (
         previous is not None
         and previous.valid_until is not None
@@ -543,6 +533,21 @@ def validity_for(*, application: Application, decided_on: dt.date) -> tuple[dt.d
             decided_on if policy.benefit_start == BenefitStart.DECISION_DATE else first_of_next_month(decided_on)
         )
     return valid_from, period_end(valid_from, application.disease.validity_months)
+
+
+def _refuse_renewal_of_terminated(application: Application) -> None:
+    """A renewal continues its enrollment; once that was terminated there is nothing to approve."""
+    previous = application.renews
+    if previous is not None and previous.state == State.TERMINATED:
+        raise RuleViolation(
+            _(
+                "The enrollment this renewal continues (application #%(id)s) was terminated on %(date)s; "
+                "reject the renewal instead."
+            )
+            % {"id": previous.pk, "date": previous.ended_on.isoformat() if previous.ended_on else "?"},
+            code="renewed_enrollment_terminated",
+            details={"application": previous.pk},
+        )
 
 
 def approval_side_effects(application: Application, actor: Any, audit: AuditFields) -> None:
@@ -566,6 +571,7 @@ def application_approve(
     """The final approval: sets the validity period. Reviews call this for the last stage."""
     with transaction.atomic():
         application = lock_application(application_id)
+        _refuse_renewal_of_terminated(application)
         valid_from, valid_until = validity_for(application=application, decided_on=timezone.localdate())
         run_transition(
             application=application,

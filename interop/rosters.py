@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from stdnum import exceptions as stdnum_exceptions
 from stdnum.cn import ric
 
+from enrollment import selectors as enrollment_selectors
 from enrollment.errors import InvalidInput
 from enrollment.idnumbers import parse_id_number
 from enrollment.models import (
@@ -277,10 +278,9 @@ def load_people(id_numbers: Sequence[str], reference: Reference) -> dict[str, Pe
         state.active_diseases.add(disease_id)
         if kind == ApplicationKind.NEW and renews_id is None:
             state.enrolled.add(disease_id)
-        # The same rule as enrollment.selectors.chronic_holdings.
-        counts = disease.disease_type == DiseaseType.CHRONIC and disease.counts_toward_limit
-        pending_renewal = kind == ApplicationKind.RENEWAL and renews_state in ACTIVE_STATES
-        if counts and kind != ApplicationKind.TWO_DISEASES and not pending_renewal:
+        if enrollment_selectors.counts_toward_limit(
+            disease=disease, kind=kind, renews_active=renews_state in ACTIVE_STATES
+        ):
             state.held += 1
     for person_id, disease_id in AssistedFiling.objects.filter(
         person_id__in=list(by_pk), state=FilingState.OPEN

@@ -279,16 +279,3 @@ def next_round(application_id: int) -> int:
     rounds = list(ReviewItem.objects.filter(application_id=application_id).values_list("round", flat=True))
     rounds += list(StageDecision.objects.filter(application_id=application_id).values_list("round", flat=True))
     return max(rounds, default=0) + 1
-
-
-def rounds_by_application(application_ids: list[int]) -> dict[int, int]:
-    """The next review round of each application (1 when never reviewed)."""
-    from django.db.models import Max
-
-    done = dict(
-        ReviewItem.objects.filter(application_id__in=application_ids)
-        .order_by()
-        .values_list("application_id")
-        .annotate(m=Max("round"))
-    )
-    return {pk: done.get(pk, 0) + 1 for pk in application_ids}

@@ -15,6 +15,7 @@ from enrollment import services
 from enrollment.errors import DomainError
 from enrollment.models import ACTIVE_STATES, Application
 from tests.factories import DiseaseFactory, staff_user
+from tests.locking import held_open, lock_timeout
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -84,43 +85,16 @@ def test_one_active_application_per_disease_under_concurrent_filings(world):
 def test_a_filing_in_progress_does_not_hold_up_another_persons_filing_in_the_same_region(world):
     """The person lock must not spread to joined rows (it once locked the insured region too, so every
     filing in a region waited for the one before it)."""
-    from django.db import transaction
-
     first_person, second_person = world.person(), world.person()
     assert first_person.insured_region_id == second_person.insured_region_id
-    filed, release = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
 
-    def hold_a_filing_open():
-        try:
-            with transaction.atomic():
-                services.application_submit(
-                    person=first_person,
-                    disease=world.hypertension,
-                    treating_institution=world.county,
-                    actor=world.clerk,
-                )
-                filed.set()
-                release.wait(timeout=30)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-            filed.set()
-        finally:
-            connections.close_all()
+    def file_for(person):
+        return services.application_submit(
+            person=person, disease=world.hypertension, treating_institution=world.county, actor=world.clerk
+        )
 
-    holder = threading.Thread(target=hold_a_filing_open)
-    holder.start()
-    try:
-        assert filed.wait(timeout=30) and not errors
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL lock_timeout = '3s'")
-            second = services.application_submit(
-                person=second_person, disease=world.hypertension, treating_institution=world.county, actor=world.clerk
-            )
+    with held_open(lambda: file_for(first_person)):
+        with lock_timeout(3):
+            second = file_for(second_person)
         assert Application.objects.filter(pk=second.pk).exists()
-    finally:
-        release.set()
-        holder.join(timeout=30)
-    assert not errors
     assert Application.objects.filter(person=first_person).count() == 1

@@ -25,9 +25,9 @@ import time_machine
 from django.conf import settings
 from django.utils import timezone
 
-from enrollment.models import Application, AuditEntry, Person, Reminder, ReminderChannel, ReminderStatus, State
-from tests.factories import synthetic_id_number
+from enrollment.models import Application, AuditEntry, Reminder, ReminderChannel, ReminderStatus, State
 from tests.reliability import outbox
+from tests.reliability.data import bulk_enrollments, bulk_persons
 from tests.reliability.processes import kill, start_worker, stop, wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -47,42 +47,12 @@ def enrollments(world: Any, day: dt.date) -> dict[str, list[int]]:
     specs: list[tuple[str, int]] = [("expire", -10)] * TO_EXPIRE
     for offset, (size, days_left) in GROUPS.items():
         specs += [(f"due_{offset}", days_left)] * size
-    persons = Person.objects.bulk_create(
-        [
-            Person(
-                id_number=(number := synthetic_id_number()),
-                name=f"到期测试{n}",
-                sex="1" if int(number[16]) % 2 else "2",
-                birth_date=dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14])),
-                insured_region=world.region,
-                phone=f"138{n:08d}",
-            )
-            for n in range(len(specs))
-        ]
-    )
-    decided = timezone.now() - dt.timedelta(days=1000)
-    applications = Application.objects.bulk_create(
-        [
-            Application(
-                person=person,
-                disease=world.hypertension,
-                filing_institution=world.county,
-                treating_institution=world.county,
-                region=world.region,
-                filed_by=world.clerk,
-                state=State.APPROVED,
-                icd10_code="I10",
-                diagnosis_date=decided.date(),
-                physician=world.physician,
-                diagnosed_by=world.physician_user,
-                diagnosed_at=decided,
-                decided_at=decided,
-                valid_from=day + dt.timedelta(days=days_left) - dt.timedelta(days=3 * 365),
-                valid_until=day + dt.timedelta(days=days_left),
-            )
-            for person, (_group, days_left) in zip(persons, specs, strict=True)
-        ]
-    )
+    persons = bulk_persons(world, len(specs), name="到期测试", phone_prefix="138")
+    periods = [
+        (day + dt.timedelta(days=days_left) - dt.timedelta(days=3 * 365), day + dt.timedelta(days=days_left))
+        for _group, days_left in specs
+    ]
+    applications = bulk_enrollments(world, persons, periods)
     groups: dict[str, list[int]] = {}
     for application, (group, _days_left) in zip(applications, specs, strict=True):
         groups.setdefault(group, []).append(application.pk)

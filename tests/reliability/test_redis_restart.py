@@ -27,9 +27,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from enrollment import services
-from enrollment.models import Application, AuditEntry, Person, Reminder, ReminderChannel, ReminderStatus, State
+from enrollment.models import Application, AuditEntry, Reminder, ReminderChannel, ReminderStatus, State
 from tests.factories import synthetic_id_number
 from tests.reliability import outbox
+from tests.reliability.data import bulk_enrollments, bulk_persons
 from tests.reliability.processes import broker, redis_server, start_worker, stop, wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -41,47 +42,11 @@ UNSENT = (ReminderStatus.PENDING, ReminderStatus.SENDING, ReminderStatus.FAILED)
 
 def due_enrollments(world: Any, day: dt.date) -> list[int]:
     """Committed enrollments 20 days before their end: the 30-day reminder is due (the 90-day one skipped)."""
-    persons = Person.objects.bulk_create(
-        [
-            Person(
-                id_number=(number := synthetic_id_number()),
-                name=f"重启测试{n}",
-                sex="1" if int(number[16]) % 2 else "2",
-                birth_date=dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14])),
-                insured_region=world.region,
-                phone=f"139{n:08d}",
-            )
-            for n in range(ENROLLMENTS)
-        ]
-    )
-    decided = timezone.now() - dt.timedelta(days=1000)
+    persons = bulk_persons(world, ENROLLMENTS, name="重启测试", phone_prefix="139")
     world.clerk.email = "clinic@example.invalid"
     world.clerk.save(update_fields=["email"])
-    return [
-        application.pk
-        for application in Application.objects.bulk_create(
-            [
-                Application(
-                    person=person,
-                    disease=world.hypertension,
-                    filing_institution=world.county,
-                    treating_institution=world.county,
-                    region=world.region,
-                    filed_by=world.clerk,
-                    state=State.EXPIRING,
-                    icd10_code="I10",
-                    diagnosis_date=decided.date(),
-                    physician=world.physician,
-                    diagnosed_by=world.physician_user,
-                    diagnosed_at=decided,
-                    decided_at=decided,
-                    valid_from=day - dt.timedelta(days=1000),
-                    valid_until=day + dt.timedelta(days=20),
-                )
-                for person in persons
-            ]
-        )
-    ]
+    period = (day - dt.timedelta(days=1000), day + dt.timedelta(days=20))
+    return [a.pk for a in bulk_enrollments(world, persons, [period] * ENROLLMENTS, state=State.EXPIRING)]
 
 
 def sweep(day: dt.date, *, minutes_later: int = 0) -> services.SweepResult:

@@ -16,7 +16,8 @@ from django.db import connection, connections
 from enrollment.models import Application, AuditEntry, State
 from enrollment.services import get_system_user
 from reviews import services as review_services
-from reviews.models import BatchState, ReviewBatch, ReviewItem
+from reviews.models import BatchState, ReviewBatch, ReviewItem, StageDecision
+from tests.locking import held_open, lock_timeout
 from tests.reviews.helpers import PERIOD, SHANGHAI, assemble, diagnosed, reviewer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -113,7 +114,6 @@ def test_two_last_decisions_at_once_close_the_batch(world):
 def test_a_decision_in_progress_does_not_hold_up_another_decision_in_the_same_batch(world):
     """Deciding locks the review item only, not the batch row joined to it (which every other decision and
     the still-running assembly of the batch would otherwise queue behind)."""
-    from django.db import transaction
 
     for _ in range(2):
         diagnosed(world)
@@ -121,34 +121,12 @@ def test_a_decision_in_progress_does_not_hold_up_another_decision_in_the_same_ba
     first_reviewer, second_reviewer = reviewer(world, ["initial_review"]), reviewer(world, ["initial_review"])
     (first_item,) = review_services.queue_claim(actor=first_reviewer, count=1)
     (second_item,) = review_services.queue_claim(actor=second_reviewer, count=1)
-    decided, release = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
 
-    def hold_a_decision_open():
-        try:
-            with transaction.atomic():
-                review_services.review_decide(item_id=first_item.pk, actor=first_reviewer, decision="approve")
-                decided.set()
-                release.wait(timeout=30)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-            decided.set()
-        finally:
-            connections.close_all()
+    def approve(item, user):
+        return review_services.review_decide(item_id=item.pk, actor=user, decision="approve")
 
-    holder = threading.Thread(target=hold_a_decision_open)
-    holder.start()
-    try:
-        assert decided.wait(timeout=30) and not errors
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL lock_timeout = '3s'")
-            review_services.review_decide(item_id=second_item.pk, actor=second_reviewer, decision="approve")
-    finally:
-        release.set()
-        holder.join(timeout=30)
-    assert not errors
-    from reviews.models import StageDecision
-
+    with held_open(lambda: approve(first_item, first_reviewer)):
+        with lock_timeout(3):
+            approve(second_item, second_reviewer)
     assert StageDecision.objects.filter(item__batch=batch).count() == 2
     assert set(StageDecision.objects.values_list("item_id", flat=True)) == {first_item.pk, second_item.pk}

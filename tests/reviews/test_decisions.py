@@ -205,7 +205,7 @@ def test_two_diseases_fallback_on_criteria_not_met(world):
     ]
     assert StageDecision.objects.get(application=application).two_diseases_application == fallback
     # It does not count toward the chronic limit: two chronic filings still pass.
-    assert not enrollment_selectors.chronic_holdings(person).exists()
+    assert enrollment_selectors.chronic_holdings(person) == []
     for disease in (world.coronary, world.copd):
         services.application_submit(
             person=person, disease=disease, treating_institution=world.county, actor=world.clerk
