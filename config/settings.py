@@ -207,6 +207,9 @@ SPECTACULAR_SETTINGS = {
         "BatchStateEnum": "reviews.models.BatchState",
         "ReminderStatusEnum": "enrollment.models.ReminderStatus",
         "ReminderChannelEnum": "enrollment.models.ReminderChannel",
+        "SupportCategoryEnum": "enrollment.models.SupportCategory",
+        "StatusEventKindEnum": "enrollment.models.StatusEventKind",
+        "ApplicationKindEnum": "enrollment.models.ApplicationKind",
     },
 }
 

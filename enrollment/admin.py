@@ -8,6 +8,9 @@ from enrollment.models import (
     Institution,
     Person,
     PersonalDataAccess,
+    PersonAuditEntry,
+    PersonCategory,
+    PersonStatusEvent,
     Physician,
     Policy,
     Region,
@@ -31,8 +34,11 @@ class PolicyAdmin(admin.ModelAdmin):
         "renewal_window_days",
         "grace_days",
         "benefit_start",
+        "review_level",
     ]
+    list_filter = ["review_level"]
     list_select_related = ["region"]
+    filter_horizontal = ["immediate_diseases"]
 
 
 @admin.register(Disease)
@@ -44,12 +50,13 @@ class DiseaseAdmin(admin.ModelAdmin):
         "validity_months",
         "counts_toward_limit",
         "review_mode",
+        "cross_province_settlement",
         "min_institution_level",
         "min_physician_title",
         "active",
         "catalogue_version",
     ]
-    list_filter = ["disease_type", "review_mode", "active"]
+    list_filter = ["disease_type", "review_mode", "cross_province_settlement", "active"]
     search_fields = ["code", "name"]
     filter_horizontal = ["exclusive_with", "regions"]
 
@@ -128,3 +135,66 @@ class PersonalDataAccessAdmin(ReadOnlyAdmin):
     list_select_related = ["viewer", "person", "application__disease", "application__person"]
     search_fields = ["viewer__username"]
     date_hierarchy = "at"
+
+
+@admin.register(PersonStatusEvent)
+class PersonStatusEventAdmin(admin.ModelAdmin):
+    """Status events are recorded here through the same service as the API and the file import (its checks,
+    its effects, its audit rows); a recorded event is never edited or deleted: record a correcting event."""
+
+    list_display = ["effective_date", "kind", "person", "source", "reference", "recorded_at", "applied_at"]
+    list_filter = ["kind", "source"]
+    list_select_related = ["person"]
+    search_fields = ["=person__id_number", "reference"]
+    raw_id_fields = ["person"]
+    fields = ["person", "kind", "effective_date", "source", "reference", "insurance_type", "categories", "note"]
+    date_hierarchy = "effective_date"
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        from django.core.exceptions import ValidationError
+
+        from enrollment import person_services
+        from enrollment.errors import DomainError
+
+        try:
+            result = person_services.status_event_record(
+                person=obj.person,
+                kind=obj.kind,
+                effective_date=obj.effective_date,
+                source=obj.source or "admin",
+                reference=obj.reference,
+                actor=request.user,
+                insurance_type=obj.insurance_type,
+                categories=obj.categories if obj.kind == "categories_set" else None,
+                note=obj.note,
+            )
+        except DomainError as exc:
+            raise ValidationError(str(exc.message))
+        obj.pk = result.event.pk
+
+
+@admin.register(PersonCategory)
+class PersonCategoryAdmin(ReadOnlyAdmin):
+    """Dated support categories; they change through status events (categories_set, poverty_exited) and imports."""
+
+    list_display = ["person", "category", "valid_from", "valid_until", "source", "reference", "recorded_at"]
+    list_filter = ["category", "source"]
+    list_select_related = ["person"]
+    search_fields = ["=person__id_number"]
+
+
+@admin.register(PersonAuditEntry)
+class PersonAuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ["at", "person", "action", "actor", "is_system"]
+    list_filter = ["action", "is_system"]
+    list_select_related = ["person", "actor"]
+    search_fields = ["=person__id_number"]

@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from enrollment import roles, selectors, services
+from enrollment import person_services, roles, selectors, services
 from enrollment.api_support import IdempotentPostMixin
 from enrollment.errors import InvalidInput, NotPermitted
 from enrollment.idnumbers import parse_id_number
@@ -44,6 +44,9 @@ from enrollment.serializers import (
     ReasonSerializer,
     ReminderSerializer,
     RenewSerializer,
+    StatusEventInputSerializer,
+    StatusEventResultSerializer,
+    StatusEventSerializer,
     TerminateSerializer,
     TokenRequestSerializer,
     TokenResponseSerializer,
@@ -129,6 +132,30 @@ class PersonViewSet(IdempotentPostMixin, mixins.ListModelMixin, viewsets.Generic
             raise NotPermitted(_("Only staff of an institution register persons."))
         person = services.person_register(actor=request.user, **serializer.validated_data)
         return Response(PersonSerializer(person).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        methods=["POST"],
+        request=StatusEventInputSerializer,
+        responses={201: StatusEventResultSerializer, 200: StatusEventResultSerializer, **ERRORS},
+        description=(
+            "Record a dated status event of the person (insurance suspended/resumed/ended, moved out of the "
+            "province, died, left poverty, categories set). Centre officers and administrators. Idempotent by "
+            "(source, reference): the same event again answers 200 with the stored one and changes nothing."
+        ),
+    )
+    @extend_schema(methods=["GET"], responses={200: StatusEventSerializer(many=True), **ERRORS})
+    @action(detail=True, methods=["get", "post"], url_path="status-events")
+    def status_events(self, request: Request, pk: str | None = None) -> Response:
+        person = get_object_or_404(self.get_queryset(), pk=pk)
+        if request.method == "GET":
+            if not roles.has_any_role(request.user, roles.CENTER_OFFICER, roles.REVIEWER, roles.ADMIN):
+                raise NotPermitted(_("Only the insurance office and reviewers read a person's status history."))
+            return Response(StatusEventSerializer(selectors.status_events_of(person), many=True).data)
+        serializer = StatusEventInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = person_services.status_event_record(person=person, actor=request.user, **serializer.validated_data)
+        body = StatusEventResultSerializer(result).data
+        return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
 class DiseaseViewSet(viewsets.ReadOnlyModelViewSet):
@@ -351,6 +378,9 @@ class CoverageView(APIView):
             OpenApiParameter("id_number", str, required=True, description="18-character 身份证号"),
             OpenApiParameter("disease", str, required=True, description="national disease code, e.g. M03900"),
             OpenApiParameter("date", str, required=False, description="YYYY-MM-DD; default today"),
+            OpenApiParameter(
+                "as_of", str, required=False, description="ISO date-time: the answer as given at that moment"
+            ),
         ],
         responses={200: CoverageSerializer, **ERRORS},
     )
@@ -370,10 +400,7 @@ class CoverageView(APIView):
             )
         on = data.get("date") or timezone.localdate()
         person = selectors.person_by_id_number(request.user, parsed.number)
-        if person is None:
-            answer = selectors.CoverageAnswer(on=on, covered=False, reason="not_enrolled")
-        else:
-            answer = selectors.coverage_on(person=person, disease=disease, on=on)
+        answer = selectors.coverage_on(person=person, disease=disease, on=on, as_of=data.get("as_of"))
         body = dict(CoverageSerializer(answer).data)
         body["person"] = {"id_number": mask_id_number(parsed.number), "registered": person is not None}
         body["disease"] = {"code": disease.code, "name": disease.name}

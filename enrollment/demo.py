@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from enrollment import roles, services
 from enrollment.idnumbers import make_id_number
-from enrollment.models import Disease, Institution, Physician, Policy, Region, StaffProfile
+from enrollment.models import Disease, Institution, Physician, Policy, Region, ReviewLevel, StaffProfile
 
 User = get_user_model()
 
@@ -28,14 +28,26 @@ REGIONS = [
     ("530181", "安宁市", "530100"),
     ("530300", "曲靖市", "530000"),
     ("530302", "麒麟区", "530300"),
+    # Townships (乡镇/街道): 9 digits extending their county's code (demo codes).
+    ("530124001", "永定街道", "530124"),
+    ("530302102", "越州镇", "530302"),
 ]
+# Policies of their own (the others inherit the province's defaults):
+# - 富民县 keeps review at the county, and its chronic-disease centre approves hypertension and diabetes
+#   on the spot (即时办结), on top of dialysis, which the catalogue marks immediate everywhere;
+# - 麒麟区 delegates review to its township health centres (审核权限下放): a filing of a person insured in
+#   越州镇 is reviewed by the 越州镇 health centre, in a monthly batch of its own.
+POLICIES = {
+    "530124": {"review_level": ReviewLevel.COUNTY, "immediate": ["M03900", "M01600"]},
+    "530302": {"review_level": ReviewLevel.TOWNSHIP, "immediate": []},
+}
 INSTITUTIONS = [
     ("H53010001", "昆明市第一人民医院", 3, "530100", True),
     ("H53012401", "富民县人民医院（慢病中心）", 2, "530124", True),
-    ("H53012402", "富民县永定街道卫生院", 1, "530124", True),
+    ("H53012402", "富民县永定街道卫生院", 1, "530124001", True),
     ("H53018101", "安宁市人民医院", 2, "530181", True),
     ("H53030201", "麒麟区人民医院", 2, "530302", True),
-    ("H53030202", "麒麟区越州镇卫生院", 1, "530302", False),
+    ("H53030202", "麒麟区越州镇卫生院", 1, "530302102", False),
 ]
 PHYSICIANS = [
     ("DR530100001", "李主任", "H53010001", 4),
@@ -56,6 +68,8 @@ USERS = [
     ("rechecker", roles.REVIEWER, None, "530100", None, ["recheck"]),
     ("approver", roles.REVIEWER, None, "530100", None, ["approval"]),
     ("reviewer_qujing", roles.REVIEWER, None, "530300", None, ["initial_review", "recheck", "approval"]),
+    # A reviewer of the 越州镇 health centre: sees and decides 越州镇's items only.
+    ("reviewer_yuezhou", roles.REVIEWER, "H53030202", None, None, ["initial_review", "recheck", "approval"]),
     ("officer", roles.CENTER_OFFICER, "H53012401", None, None, []),
     ("admin", roles.ADMIN, None, "530000", None, []),
 ]
@@ -75,6 +89,11 @@ def seed_reference() -> None:
             code=code, defaults={"name": name, "parent": regions.get(parent) if parent else None}
         )
     Policy.objects.get_or_create(region=regions["530000"])
+    for code, rules in POLICIES.items():
+        policy, _ = Policy.objects.update_or_create(
+            region=regions[code], defaults={"review_level": rules["review_level"]}
+        )
+        policy.immediate_diseases.set(Disease.objects.filter(code__in=rules["immediate"]))
     for code, name, level, region, may_diagnose in INSTITUTIONS:
         Institution.objects.update_or_create(
             code=code, defaults={"name": name, "level": level, "region": regions[region], "may_diagnose": may_diagnose}

@@ -35,9 +35,25 @@ def add_domain_error(form: forms.BaseForm, error: DomainError) -> None:
     form.add_error(field if field in form.fields else None, str(error.message))
 
 
+class DiseaseSelect(forms.Select):
+    """Each option carries ``data-search``: the code and the loosely compared names and aliases
+    (enrollment.selectors.DiseaseMatcher.search_text), which the page's catalogue search matches the
+    typed text against, folded by the same rule (static/js/filing.js)."""
+
+    def create_option(self, name: str, value: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option = super().create_option(name, value, *args, **kwargs)
+        instance = getattr(value, "instance", None)
+        if isinstance(instance, Disease):
+            option["attrs"]["data-search"] = selectors.DiseaseMatcher.search_text(instance)
+        return option
+
+
 class DiseaseChoiceField(forms.ModelChoiceField):
+    widget = DiseaseSelect
+
     def label_from_instance(self, obj: Disease) -> str:
-        return f"{obj.code} {obj.name}"
+        aliases = [str(alias) for alias in (obj.aliases or []) if str(alias).strip()]
+        return f"{obj.code} {obj.name}" + (f"（{'、'.join(aliases)}）" if aliases else "")
 
 
 class DocumentForm(forms.Form):

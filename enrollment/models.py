@@ -26,13 +26,22 @@ from enrollment import roles
 
 
 class Region(models.Model):
-    """医保区划: a 6-digit administrative division code, nested province → city → county."""
+    """医保区划: an administrative division, nested province → city → county → township.
+
+    Province, city and county have the 6-digit code of the national division list; a township
+    (乡镇/街道, where a county delegates review to its health centres) has the 9-digit code that
+    extends its county's.
+    """
 
     code = models.CharField(
         _("region code"),
-        max_length=6,
+        max_length=9,
         unique=True,
-        validators=[RegexValidator(r"^\d{6}$", _("A region code is exactly 6 digits."))],
+        validators=[
+            RegexValidator(
+                r"^\d{6}(\d{3})?$", _("A region code is 6 digits (province to county) or 9 digits (township).")
+            )
+        ],
     )
     name = models.CharField(_("name"), max_length=100)
     parent = models.ForeignKey(
@@ -47,6 +56,15 @@ class Region(models.Model):
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
 
+    @property
+    def is_township(self) -> bool:
+        return len(self.code) == 9
+
+    @property
+    def province_code(self) -> str:
+        """The 6-digit code of the province this region lies in (its first two digits + 0000)."""
+        return province_code(self.code)
+
     def lineage(self) -> list[Region]:
         """This region and its ancestors, nearest first."""
         chain: list[Region] = []
@@ -57,9 +75,24 @@ class Region(models.Model):
         return chain
 
 
+def province_code(region_code: str) -> str:
+    return region_code[:2] + "0000"
+
+
 class BenefitStart(models.TextChoices):
+    """Where a new enrollment's period starts (a renewal always continues the one it renews)."""
+
+    FILING_DATE = "filing_date", _("filing date")
+    DIAGNOSIS_DATE = "diagnosis_date", _("diagnosis date")
     DECISION_DATE = "decision_date", _("decision date")
-    NEXT_MONTH = "next_month", _("first day of the next month")
+    NEXT_MONTH = "next_month", _("first day of the month after the decision")
+
+
+class ReviewLevel(models.TextChoices):
+    """Where a region's applications are reviewed (审核权限下放)."""
+
+    COUNTY = "county", _("county insurance office")
+    TOWNSHIP = "township", _("township health centre (delegated by the county)")
 
 
 def default_reminder_offsets() -> list[int]:
@@ -77,10 +110,54 @@ class Policy(models.Model):
         _("batch day of month"), default=1, validators=[MinValueValidator(1), MaxValueValidator(28)]
     )
     renewal_window_days = models.PositiveSmallIntegerField(_("renewal window (days)"), default=180)
-    grace_days = models.PositiveSmallIntegerField(_("grace days"), default=0)
+    grace_days = models.PositiveSmallIntegerField(
+        _("grace days"),
+        default=60,
+        validators=[MaxValueValidator(366)],
+        help_text=_(
+            "How long past its end an enrollment with a renewal pending still covers, provisionally "
+            "(复审期间待遇照常), and how long after its end a renewal may still be filed."
+        ),
+    )
+    renewal_diagnosis_limit_days = models.PositiveSmallIntegerField(
+        _("days a renewal may wait for its diagnosis"),
+        default=90,
+        validators=[MinValueValidator(1), MaxValueValidator(366)],
+        help_text=_("A renewal still without a re-attested diagnosis this long after filing is withdrawn."),
+    )
+    renewal_diagnosis_warning_days = models.PositiveSmallIntegerField(
+        _("warn the clinic this many days before withdrawing an undiagnosed renewal"),
+        default=14,
+        validators=[MaxValueValidator(366)],
+    )
     reminder_offsets = models.JSONField(_("reminder offsets (days before expiry)"), default=default_reminder_offsets)
     benefit_start = models.CharField(
-        _("benefit start rule"), max_length=20, choices=BenefitStart.choices, default=BenefitStart.DECISION_DATE
+        _("benefit start rule"), max_length=20, choices=BenefitStart.choices, default=BenefitStart.FILING_DATE
+    )
+    review_level = models.CharField(
+        _("review level"), max_length=10, choices=ReviewLevel.choices, default=ReviewLevel.COUNTY
+    )
+    immediate_diseases = models.ManyToManyField(
+        "Disease",
+        blank=True,
+        related_name="immediate_in_policies",
+        verbose_name=_("diseases approved on the spot here"),
+        help_text=_(
+            "On top of the catalogue's per-disease review mode: diseases whose applications the county "
+            "chronic-disease centres of this region approve immediately (即时办结)."
+        ),
+    )
+    two_diseases_validity_months = models.PositiveSmallIntegerField(
+        _("两病 medication coverage validity (months)"),
+        default=0,
+        validators=[MaxValueValidator(120)],
+        help_text=_("0: no fixed end; it lasts while the person is resident-insured (390)."),
+    )
+    two_diseases_reminders = models.BooleanField(_("send expiry reminders for 两病 medication coverage"), default=False)
+    poverty_continuation_months = models.PositiveSmallIntegerField(
+        _("months poverty-related categories continue after leaving poverty"),
+        default=12,
+        validators=[MaxValueValidator(60)],
     )
 
     class Meta:
@@ -157,6 +234,17 @@ class Disease(models.Model):
         _("review stages"), default=list, blank=True, help_text=_("Empty: the default stages of the disease type.")
     )
     icd10_prefixes = models.JSONField(_("ICD-10 prefixes"), default=list, blank=True)
+    aliases = models.JSONField(
+        _("other names"),
+        default=list,
+        blank=True,
+        help_text=_("Names clerks and rosters use for it (e.g. 高血压 for 高血压病)."),
+    )
+    cross_province_settlement = models.BooleanField(
+        _("cross-province direct settlement"),
+        default=False,
+        help_text=_("Listed nationally for direct settlement in other provinces (跨省直接结算)."),
+    )
     exclusive_with = models.ManyToManyField(
         "self", blank=True, symmetrical=True, verbose_name=_("mutually exclusive with")
     )
@@ -319,6 +407,157 @@ class Person(models.Model):
         return mask_id_number(self.id_number)
 
 
+class AppendOnlyError(Exception):
+    """Raised when code tries to change or delete an audit row."""
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError("The audit log is append-only.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("The audit log is append-only.")
+
+
+class AppendOnlyModel(models.Model):
+    """Rows that are written once: no update or delete through the ORM (the database triggers of
+    migration 0006 guard the application audit trail the same way)."""
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise AppendOnlyError(f"{type(self).__name__} rows are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError(f"{type(self).__name__} rows are append-only.")
+
+
+class StatusEventKind(models.TextChoices):
+    """Dated events of a person's insurance status and life, as the insurance office records them."""
+
+    INSURANCE_SUSPENDED = "insurance_suspended", _("insurance suspended (暂停参保)")
+    INSURANCE_RESUMED = "insurance_resumed", _("insurance resumed (恢复参保)")
+    INSURANCE_ENDED = "insurance_ended", _("insurance ended (终止参保)")
+    MOVED_OUT = "moved_out", _("insurance transferred outside the province (转出省外)")
+    DIED = "died", _("died (死亡)")
+    POVERTY_EXITED = "poverty_exited", _("left poverty (脱贫)")
+    CATEGORIES_SET = "categories_set", _("support categories set as of a date")
+
+
+# Events after which the person is no longer insured here: every enrollment ends, pending filings close.
+ENDING_EVENTS: tuple[str, ...] = (
+    StatusEventKind.INSURANCE_ENDED,
+    StatusEventKind.MOVED_OUT,
+    StatusEventKind.DIED,
+)
+
+
+class PersonStatusEvent(models.Model):
+    """One dated event of a person's status (参保状态变更 / 死亡 / 脱贫), append-only.
+
+    ``effective_date`` is the first day the new status holds, except for ``died``, whose date is the
+    day of death (still covered). ``(source, reference)`` is unique, so a re-sent event changes nothing.
+    ``applied_at`` is set once its effects (terminations, withdrawals, category ends) have been carried
+    out: at once when the date has come, by the daily sweep when it was recorded ahead of time.
+    """
+
+    person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="status_events")
+    kind = models.CharField(_("event"), max_length=30, choices=StatusEventKind.choices)
+    effective_date = models.DateField(_("effective date"))
+    source = models.CharField(_("source"), max_length=50, help_text=_("Who reported it: api, import, admin, …"))
+    reference = models.CharField(_("reference"), max_length=100, help_text=_("The sender's own id for the event."))
+    insurance_type = models.CharField(
+        _("insurance type from this date"), max_length=3, choices=InsuranceType.choices, blank=True
+    )
+    categories = models.JSONField(_("support categories from this date"), default=list, blank=True)
+    note = models.CharField(_("note"), max_length=500, blank=True)
+    recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now, db_index=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("recorded by")
+    )
+    applied_at = models.DateTimeField(_("effects carried out at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["effective_date", "recorded_at", "id"]
+        verbose_name = _("status event")
+        verbose_name_plural = _("status events")
+        constraints = [
+            models.UniqueConstraint(fields=["source", "reference"], name="one_status_event_per_reference"),
+        ]
+        indexes = [
+            models.Index(fields=["person", "effective_date"], name="status_event_person_date"),
+            models.Index(fields=["applied_at", "effective_date"], name="status_event_unapplied"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person_id} {self.kind} {self.effective_date}"
+
+
+class PersonCategory(models.Model):
+    """A support category (脱贫人口, 监测对象, 低保, 特困, 孤儿 …) a person holds over a dated period.
+
+    ``valid_until`` is the last day it holds (None: open-ended). A category is never deleted: an import
+    or event that replaces the person's categories ends the old rows the day before its date.
+    """
+
+    person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="categories")
+    category = models.CharField(_("category"), max_length=30, choices=SupportCategory.choices)
+    valid_from = models.DateField(_("valid from"))
+    valid_until = models.DateField(_("valid until"), null=True, blank=True)
+    source = models.CharField(_("source"), max_length=50)
+    reference = models.CharField(_("reference"), max_length=100, blank=True)
+    recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now)
+    ended_at = models.DateTimeField(_("end recorded at"), null=True, blank=True)
+    lapse_recorded_at = models.DateTimeField(
+        _("lapse recorded at"), null=True, blank=True, help_text=_("When the daily sweep recorded that it ended.")
+    )
+
+    class Meta:
+        ordering = ["person", "valid_from", "id"]
+        verbose_name = _("support category period")
+        verbose_name_plural = _("support category periods")
+        indexes = [models.Index(fields=["person", "category", "valid_from"], name="category_person")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_until__isnull=True) | Q(valid_until__gte=models.F("valid_from")),
+                name="category_period_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person_id} {self.category} {self.valid_from}–{self.valid_until or ''}"
+
+    def holds_on(self, day: dt.date) -> bool:
+        return self.valid_from <= day and (self.valid_until is None or day <= self.valid_until)
+
+
+class PersonAuditEntry(AppendOnlyModel):
+    """One change of a person's data (status event, categories, register), append-only: who, what, when."""
+
+    person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="audit_entries")
+    action = models.CharField(_("action"), max_length=40)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    is_system = models.BooleanField(_("by the system"), default=False)
+    at = models.DateTimeField(_("at"), default=timezone.now)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+
+    class Meta(AppendOnlyModel.Meta):
+        ordering = ["at", "id"]
+        verbose_name = _("person audit entry")
+        verbose_name_plural = _("person audit entries")
+        indexes = [models.Index(fields=["person", "at"], name="person_audit_at")]
+
+    def __str__(self) -> str:
+        return f"{self.person_id} {self.action} at {self.at:%Y-%m-%d %H:%M}"
+
+
 # ---------------------------------------------------------------------------
 # Applications and their state machine (§4)
 # ---------------------------------------------------------------------------
@@ -394,7 +633,23 @@ def _has_diagnosis(instance: Application) -> bool:
 
 
 def _immediate_mode(instance: Application) -> bool:
-    return instance.disease.review_mode == ReviewMode.IMMEDIATE
+    return instance.review_is_immediate()
+
+
+def immediate_review(disease: Disease, region: Region) -> bool:
+    """即时办结: the catalogue marks the disease immediate, or the policy of the region (or of the nearest
+    ancestor that has a policy) lists it among the diseases its chronic-disease centres approve at once."""
+    if disease.review_mode == ReviewMode.IMMEDIATE:
+        return True
+    node: Region | None = region
+    for _depth in range(10):
+        if node is None:
+            return False
+        policy = Policy.objects.filter(region=node).first()
+        if policy is not None:
+            return policy.immediate_diseases.filter(pk=disease.pk).exists()
+        node = node.parent
+    return False
 
 
 class Application(FSMModelMixin, models.Model):
@@ -470,6 +725,15 @@ class Application(FSMModelMixin, models.Model):
         _("termination reason"), max_length=30, choices=TerminationReason.choices, blank=True
     )
     ended_on = models.DateField(_("coverage ended on"), null=True, blank=True)
+    provisional_until = models.DateField(
+        _("old enrollment covers provisionally until"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "For a renewal: the last day the enrollment it renews keeps covering while this renewal is "
+            "pending (its end + the grace days of the policy when the renewal was filed)."
+        ),
+    )
 
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -515,6 +779,13 @@ class Application(FSMModelMixin, models.Model):
     @property
     def is_covering(self) -> bool:
         return self.state in COVERING_STATES
+
+    @property
+    def is_two_diseases(self) -> bool:
+        return self.kind == ApplicationKind.TWO_DISEASES
+
+    def review_is_immediate(self) -> bool:
+        return immediate_review(self.disease, self.region)
 
     # -- transitions: each changes only self; services write audit and side effects --
 
@@ -575,9 +846,20 @@ class Application(FSMModelMixin, models.Model):
     def mark_expiring(self) -> None:
         pass
 
+    @transition(
+        field=state,
+        source=[State.SUBMITTED, State.DIAGNOSED, State.IN_REVIEW, State.RETURNED],
+        target=State.WITHDRAWN,
+        permission=_is_system,
+    )
+    def close(self) -> None:
+        """The system closes a pending application the person can no longer hold (death, insurance ended)."""
+        self.decided_at = timezone.now()
+
     @transition(field=state, source=[State.APPROVED, State.EXPIRING], target=State.EXPIRED, permission=_is_system)
-    def expire(self) -> None:
-        self.ended_on = self.valid_until
+    def expire(self, *, ended_on: dt.date | None = None) -> None:
+        # A renewal rejected or withdrawn after the end honours the provisional days given (ended_on later).
+        self.ended_on = ended_on or self.valid_until
 
     @transition(field=state, source=[State.APPROVED, State.EXPIRING], target=State.RENEWED)
     def supersede(self) -> None:
@@ -629,18 +911,6 @@ class Document(models.Model):
 # ---------------------------------------------------------------------------
 # Audit trail
 # ---------------------------------------------------------------------------
-
-
-class AppendOnlyError(Exception):
-    """Raised when code tries to change or delete an audit row."""
-
-
-class AuditEntryQuerySet(models.QuerySet):
-    def update(self, **kwargs: Any) -> int:
-        raise AppendOnlyError("The audit log is append-only.")
-
-    def delete(self) -> tuple[int, dict[str, int]]:
-        raise AppendOnlyError("The audit log is append-only.")
 
 
 class AuditEntry(models.Model):

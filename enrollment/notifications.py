@@ -170,6 +170,56 @@ CLINIC_TEXT: Template = (
 )
 
 
+# 两病 medication coverage is its own benefit: its reminder names it and never asks for a 门慢 复审.
+TWO_DISEASES_SMS_TEXT: Template = (
+    "【医保两病用药保障】尊敬的参保人：您的“",
+    Slot.DISEASE,
+    "”两病（高血压、糖尿病）门诊用药保障有效期至",
+    Slot.VALID_UNTIL,
+    "，",
+    Slot.DAYS_PHRASE,
+    "。如需继续享受，请到",
+    Slot.CLINIC,
+    "或村卫生室、乡镇卫生院确认用药需求。",
+)
+TWO_DISEASES_CLINIC_SUBJECT: Template = (
+    "两病用药保障到期提醒：",
+    Slot.MASKED_ID,
+    " ",
+    Slot.DISEASE,
+    "将于",
+    Slot.VALID_UNTIL,
+    "到期",
+)
+TWO_DISEASES_CLINIC_TEXT: Template = (
+    "贵机构经办的两病门诊用药保障即将到期：\n参保人：",
+    Slot.PERSON,
+    "（",
+    Slot.MASKED_ID,
+    "）\n病种：",
+    Slot.DISEASE,
+    "\n有效期至：",
+    Slot.VALID_UNTIL,
+    "（",
+    Slot.DAYS_PHRASE,
+    "）\n编号：",
+    Slot.APPLICATION,
+    "\n\n这是两病用药保障，不是门诊慢特病待遇，无需申请门诊慢特病复审。",
+)
+REMINDER_TEMPLATES: dict[str, tuple[Template, Template, Template]] = {
+    "outpatient": (SMS_TEXT, CLINIC_SUBJECT, CLINIC_TEXT),
+    "two_diseases": (TWO_DISEASES_SMS_TEXT, TWO_DISEASES_CLINIC_SUBJECT, TWO_DISEASES_CLINIC_TEXT),
+}
+
+# The clinic's notice before an undiagnosed renewal is withdrawn by the sweep.
+RENEWAL_DIAGNOSIS_SUBJECT = "复审申请待录入诊断：{masked_id} {disease}，将于{withdraw_on}自动撤回"
+RENEWAL_DIAGNOSIS_TEXT = (
+    "贵机构提交的门诊慢特病复审申请（编号{application}，参保人{person}，{masked_id}，病种{disease}）"
+    "自{filed_on}提交以来尚未由医师录入复审诊断。\n"
+    "如{withdraw_on}前仍未录入，系统将自动撤回该复审申请；原备案的临时待遇最长保留至{provisional_until}。"
+)
+
+
 def render(template: Template, values: dict[Slot, str]) -> str:
     return "".join(values[part] if isinstance(part, Slot) else part for part in template)
 

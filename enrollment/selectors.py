@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from enrollment import roles
+from enrollment.coverage import CoverageAnswer, coverage_answer
 from enrollment.models import (
     ACTIVE_STATES,
     COVERING_STATES,
@@ -20,12 +26,16 @@ from enrollment.models import (
     DiseaseType,
     Institution,
     Person,
+    PersonStatusEvent,
     Policy,
     Region,
     Reminder,
     ReminderChannel,
     ReminderStatus,
+    ReviewLevel,
+    ReviewMode,
     State,
+    province_code,
 )
 
 # ---------------------------------------------------------------------------
@@ -123,8 +133,212 @@ def disease_available_in_region(disease: Disease, region: Region, lineage_ids: l
     return any(region_id in allowed for region_id in lineage_ids)
 
 
+# ---------------------------------------------------------------------------
+# Who reviews an application, and how (审核权限下放, 即时办结)
+# ---------------------------------------------------------------------------
+
+
+def review_region_for(insured_region: Region) -> Region:
+    """The region whose batch and reviewers handle a filing of a person insured in ``insured_region``.
+
+    A township (9-digit code) whose effective policy (its own, else its county's …) delegates review
+    to the township health centre (``review_level = township``) reviews its own filings; any other
+    township's filings go to its county. A province, city or county reviews its own.
+    """
+    if not insured_region.is_township:
+        return insured_region
+    if policy_for_region(insured_region).review_level == ReviewLevel.TOWNSHIP:
+        return insured_region
+    return insured_region.parent or insured_region
+
+
+def _governing_policy_id() -> Coalesce:
+    """For an application row: the id of the policy of its region, else of the nearest ancestor that has one."""
+    levels = [
+        Subquery(
+            Policy.objects.filter(**{"region" + "__children" * depth + "__id": OuterRef("region_id")}).values("pk")[:1]
+        )
+        for depth in range(REGION_TREE_DEPTH + 1)
+    ]
+    return Coalesce(*levels)
+
+
+def reviewed_on_the_spot(queryset: QuerySet[Application]) -> QuerySet[Application]:
+    """The applications of ``queryset`` approved on the spot where they are reviewed: the queryset form of
+    ``models.immediate_review`` (catalogue review mode immediate, or listed in the ``immediate_diseases``
+    of the policy governing the application's region), in the same single query."""
+    listed = Policy.immediate_diseases.through.objects.filter(
+        policy_id=OuterRef("governing_policy_id"), disease_id=OuterRef("disease_id")
+    )
+    return queryset.annotate(governing_policy_id=_governing_policy_id()).filter(
+        Q(disease__review_mode=ReviewMode.IMMEDIATE) | Exists(listed)
+    )
+
+
 def diseases_active() -> QuerySet[Disease]:
     return Disease.objects.filter(active=True).order_by("code")
+
+
+# ---------------------------------------------------------------------------
+# Finding a disease from what a clerk or a roster wrote (one rule for both)
+# ---------------------------------------------------------------------------
+
+_DISEASE_CODE = re.compile(r"^M\d{5}$")
+_ICD10 = re.compile(r"^[A-Z]\d{2}(\.?\d{0,4}[A-Z0-9+*†]*)?$")
+_NAME_SUFFIXES = ("病", "症")
+
+
+def disease_name_key(text: str) -> str:
+    """A name or alias as the loose comparison sees it: full-width forms folded to half-width (NFKC),
+    no whitespace at all, upper case, and without one final 病 or 症 (高血压病 and 高血压 compare equal)."""
+    key = "".join(unicodedata.normalize("NFKC", text or "").split()).upper()
+    if len(key) > 1 and key.endswith(_NAME_SUFFIXES):
+        key = key[:-1]
+    return key
+
+
+def _icd_key(code: str) -> str:
+    return code.strip().upper().replace(".", "")
+
+
+@dataclass(frozen=True)
+class DiseaseMatch:
+    """What a typed disease name resolves to: one disease, or why not (with the candidates)."""
+
+    disease: Disease | None
+    code: str = ""  # "" | "unknown_disease" | "ambiguous_disease"
+    message: str = ""
+    candidates: tuple[Disease, ...] = ()
+    how: str = ""  # code | name | alias | loose | icd10
+
+
+class DiseaseMatcher:
+    """The one rule that turns what a clerk types or a roster declares into a catalogue disease.
+
+    Tried in order, the first step that finds anything decides:
+
+    1. the national code (``M03900``, also in full-width digits);
+    2. the exact name (``高血压病``);
+    3. an exact alias (``高血压`` when the catalogue lists it as another name of 高血压病);
+    4. name or alias ignoring whitespace, full-width/half-width forms and one final 病/症
+       (``高血压`` ↔ ``高血压病``, ``慢性 阻塞性肺疾病`` ↔ ``慢性阻塞性肺疾病``);
+    5. an ICD-10 code, by the longest matching prefix of the diseases' ICD-10 prefixes (``E11.9``).
+
+    A step that finds several diseases reports them as ambiguous, never picks one — except that an
+    active disease wins over inactive ones of the same name (only active ones can be filed). Built
+    once from the diseases (one query, or none if the caller has them), then every match is done
+    in memory: a roster import builds one per run.
+    """
+
+    def __init__(self, diseases: Iterable[Disease] | None = None) -> None:
+        if diseases is None:
+            diseases = Disease.objects.all()
+        self.diseases = list(diseases)
+        self.by_code: dict[str, Disease] = {d.code: d for d in self.diseases}
+        self.by_name: dict[str, list[Disease]] = {}
+        self.by_alias: dict[str, list[Disease]] = {}
+        self.by_key: dict[str, list[Disease]] = {}
+        for disease in self.diseases:
+            names = [disease.name.strip()]
+            aliases = [str(alias).strip() for alias in (disease.aliases or []) if str(alias).strip()]
+            self._add(self.by_name, names[0], disease)
+            for alias in aliases:
+                self._add(self.by_alias, alias, disease)
+            for text in [*names, *aliases]:
+                self._add(self.by_key, disease_name_key(text), disease)
+        self.icd_prefixes = sorted(
+            ((_icd_key(prefix), d) for d in self.diseases for prefix in d.icd10_prefixes if _icd_key(prefix)),
+            key=lambda item: -len(item[0]),
+        )
+
+    @staticmethod
+    def _add(index: dict[str, list[Disease]], key: str, disease: Disease) -> None:
+        if key:
+            found = index.setdefault(key, [])
+            if disease not in found:
+                found.append(disease)
+
+    def match(self, text: str) -> DiseaseMatch:
+        raw = (text or "").strip()
+        # Codes are folded (full-width, case) but keep inner spaces: "M05300 J44" is two codes, not an
+        # ICD-10 code starting with M05.
+        folded = unicodedata.normalize("NFKC", raw).strip().upper()
+        if _DISEASE_CODE.match(folded):
+            disease = self.by_code.get(folded)
+            if disease is None:
+                return DiseaseMatch(
+                    None, "unknown_disease", _("Disease code %(code)s is not in the catalogue.") % {"code": folded}
+                )
+            return DiseaseMatch(disease, how="code")
+        how, found = self.by_names(raw)
+        if found:
+            return self._one_of(raw, found, how)
+        if _ICD10.match(folded):
+            code = _icd_key(folded)
+            matches = [(prefix, d) for prefix, d in self.icd_prefixes if code.startswith(prefix)]
+            if matches:
+                best = len(matches[0][0])
+                found = sorted({d for prefix, d in matches if len(prefix) == best}, key=lambda d: d.code)
+                if len(found) == 1:
+                    return DiseaseMatch(found[0], how="icd10")
+                return DiseaseMatch(
+                    None,
+                    "ambiguous_disease",
+                    _("ICD-10 code %(code)s fits several diseases (%(list)s): give the disease code instead.")
+                    % {"code": folded, "list": ", ".join(d.code for d in found)},
+                    tuple(found),
+                )
+        return DiseaseMatch(
+            None,
+            "unknown_disease",
+            _("“%(value)s” is neither a disease code, a disease name nor an ICD-10 code of the catalogue.")
+            % {"value": raw},
+        )
+
+    def by_names(self, text: str) -> tuple[str, list[Disease]]:
+        """Steps 2–4 only (exact name, exact alias, loose name or alias): how, and what they find."""
+        raw = (text or "").strip()
+        for how, index, key in (
+            ("name", self.by_name, raw),
+            ("alias", self.by_alias, raw),
+            ("loose", self.by_key, disease_name_key(raw)),
+        ):
+            found = index.get(key) if key else None
+            if found:
+                return how, found
+        return "", []
+
+    @staticmethod
+    def _one_of(raw: str, found: list[Disease], how: str) -> DiseaseMatch:
+        if len(found) > 1:
+            active = [d for d in found if d.active]
+            if len(active) == 1:
+                return DiseaseMatch(active[0], how=how)
+            found = sorted(found, key=lambda d: d.code)
+            return DiseaseMatch(
+                None,
+                "ambiguous_disease",
+                _("“%(value)s” fits several diseases (%(list)s): give the disease code instead.")
+                % {"value": raw, "list": ", ".join(str(d) for d in found)},
+                tuple(found),
+            )
+        return DiseaseMatch(found[0], how=how)
+
+    @staticmethod
+    def search_text(disease: Disease) -> str:
+        """What the filing page's catalogue search looks in: the code and the loose keys of the name and
+        aliases, ``|``-separated (static/js/filing.js folds what the clerk types the same way)."""
+        names = [disease.name, *(str(alias) for alias in (disease.aliases or []))]
+        keys = [disease.code, *dict.fromkeys(disease_name_key(name) for name in names if name.strip())]
+        return "|".join(keys)
+
+
+def disease_matches(text: str, diseases: Iterable[Disease] | None = None) -> DiseaseMatch:
+    """The disease a clerk or a roster means by ``text`` (see DiseaseMatcher for the rule).
+
+    For many texts build one ``DiseaseMatcher`` and call its ``match``.
+    """
+    return DiseaseMatcher(diseases).match(text)
 
 
 # ---------------------------------------------------------------------------
@@ -164,8 +378,55 @@ def persons_visible_to(user: Any) -> QuerySet[Person]:
     return Person.objects.select_related("insured_region")
 
 
+def status_events_of(person: Person) -> QuerySet[PersonStatusEvent]:
+    return PersonStatusEvent.objects.filter(person=person).order_by("effective_date", "recorded_at", "id")
+
+
 def person_by_id_number(user: Any, id_number: str) -> Person | None:
     return persons_visible_to(user).filter(id_number=id_number).first()
+
+
+PERSON_NAME_MAX_LENGTH = Person._meta.get_field("name").max_length
+PERSON_PHONE_MAX_LENGTH = Person._meta.get_field("phone").max_length
+
+
+def _unreadable(text: str) -> bool:
+    """Control characters (NUL included: PostgreSQL cannot store it), lone surrogates or U+FFFD (a
+    character lost in some earlier conversion). Private-use characters stay allowed: GB18030 maps
+    rare characters of names (生僻字) there."""
+    if "\ufffd" in text:
+        return True
+    return not text.isprintable() and any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text)
+
+
+def person_details_problem(*, name: str, phone: str = "") -> tuple[str, str, str] | None:
+    """Why a person's name or phone cannot be stored, as (code, field, message), or None.
+
+    The one rule person_register enforces and the roster dry run reports (so that a line the dry run
+    passes is never refused by the commit): a name of 1–50 characters, a phone of at most 20, neither
+    with control or unreadable characters. ``name`` and ``phone`` are taken as already stripped.
+    """
+    if not name:
+        return "missing_name", "name", _("The name is missing.")
+    if len(name) > PERSON_NAME_MAX_LENGTH:
+        return (
+            "invalid_name",
+            "name",
+            _("The name has %(length)d characters; at most %(max)d are allowed.")
+            % {"length": len(name), "max": PERSON_NAME_MAX_LENGTH},
+        )
+    if _unreadable(name):
+        return "invalid_name", "name", _("The name contains control or unreadable characters.")
+    if len(phone) > PERSON_PHONE_MAX_LENGTH:
+        return (
+            "invalid_phone",
+            "phone",
+            _("The phone number has %(length)d characters; at most %(max)d are allowed.")
+            % {"length": len(phone), "max": PERSON_PHONE_MAX_LENGTH},
+        )
+    if phone and _unreadable(phone):
+        return "invalid_phone", "phone", _("The phone number contains control or unreadable characters.")
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -218,11 +479,81 @@ class EligibilityCheck:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+STANDING_MESSAGES = {
+    "person_deceased": gettext_lazy("The person's death was recorded (%(date)s); no application can be filed."),
+    "insurance_suspended": gettext_lazy(
+        "The person's insurance is suspended since %(date)s; file again once the insurance office records "
+        "its resumption."
+    ),
+    "not_insured": gettext_lazy("The person's insurance here ended on %(date)s; no application can be filed."),
+    "moved_out": gettext_lazy(
+        "The person's insurance was transferred outside the province on %(date)s; they file in their new province."
+    ),
+}
+
+
+def standing_check(person: Person) -> EligibilityCheck:
+    """Filing needs a living person insured here today (the status events of the insurance office)."""
+    from enrollment.coverage import person_standing
+
+    standing = person_standing(person=person)
+    if standing.insured:
+        return EligibilityCheck("not_insured", _("Insured here and alive"), True)
+    code = "person_deceased" if standing.status == "person_deceased" else "not_insured"
+    date = standing.event.effective_date.isoformat() if standing.event else "?"
+    return EligibilityCheck(
+        code,
+        _("Insured here and alive"),
+        False,
+        STANDING_MESSAGES[standing.status] % {"date": date},
+        {"status": standing.status, "since": date},
+    )
+
+
+def province_check(
+    *, insured_region: Region, lineage_ids: list[int], institutions: Iterable[Institution | None]
+) -> EligibilityCheck:
+    """省内互认: recognition holds across the insured person's province, not beyond it. The filing and
+    the treating institution must both lie in that province (any designated institution of it will do)."""
+    given = [inst for inst in dict.fromkeys(institutions) if inst is not None]
+    # An institution of the person's own region or of one of its ancestors is in the province without
+    # reading anything; only the others need their region's code.
+    others = {inst.region_id for inst in given if inst.region_id not in lineage_ids}
+    codes = dict(Region.objects.filter(pk__in=others).values_list("pk", "code")) if others else {}
+    home = insured_region.province_code
+    outside = next(
+        (inst for inst in given if inst.region_id in codes and province_code(codes[inst.region_id]) != home), None
+    )
+    label = _("Filing and treating institutions in the person's province")
+    if outside is None:
+        return EligibilityCheck("outside_province", label, True)
+    there = province_code(codes[outside.region_id])
+    names = dict(Region.objects.filter(code__in=[home, there]).values_list("code", "name"))
+    return EligibilityCheck(
+        "outside_province",
+        label,
+        False,
+        _(
+            "省内互认: %(institution)s is in another province (%(there)s); recognition is valid within the "
+            "insured province only: file at a designated institution of %(home)s."
+        )
+        % {"institution": outside.name, "there": names.get(there, there), "home": names.get(home, home)},
+        {"institution": outside.code, "institution_province": there, "insured_province": home},
+    )
+
+
 def eligibility_checks(
-    *, person: Person, disease: Disease, kind: str = ApplicationKind.NEW, renews: Application | None = None
+    *,
+    person: Person,
+    disease: Disease,
+    kind: str = ApplicationKind.NEW,
+    renews: Application | None = None,
+    treating_institution: Institution | None = None,
+    filing_institution: Institution | None = None,
 ) -> list[EligibilityCheck]:
     """Each filing rule with its outcome, in the order a clerk reads them."""
     checks: list[EligibilityCheck] = [EligibilityCheck("valid_id_number", _("Valid ID number"), True)]
+    checks.append(standing_check(person))
 
     lineage_ids = region_lineage_ids(person.insured_region)
     available = disease_available_in_region(disease, person.insured_region, lineage_ids)
@@ -235,6 +566,13 @@ def eligibility_checks(
             if available
             else _("%(disease)s is not in the catalogue of %(region)s (or is no longer active).")
             % {"disease": disease, "region": person.insured_region},
+        )
+    )
+    checks.append(
+        province_check(
+            insured_region=person.insured_region,
+            lineage_ids=lineage_ids,
+            institutions=(treating_institution, filing_institution),
         )
     )
 
@@ -387,8 +725,6 @@ def renewal_worklist_for(user: Any, *, within_days: int = 180) -> QuerySet[Appli
     from django.db.models import Count, Exists, OuterRef
     from django.utils import timezone
 
-    from enrollment.models import COVERING_STATES
-
     horizon = timezone.localdate() + dt.timedelta(days=within_days)
     pending = Application.objects.filter(renews=OuterRef("pk"), state__in=ACTIVE_STATES)
     return (
@@ -411,6 +747,7 @@ def filing_checklist(
     kind: str = ApplicationKind.NEW,
     renews: Application | None = None,
     document_types: tuple[str, ...] | list[str] = (),
+    treating_institution: Institution | None = None,
 ) -> list[EligibilityCheck]:
     """The checklist the filing form shows before submitting: the rules application_submit enforces,
     plus the documents the diagnosis will need (advisory: they may also be added later)."""
@@ -423,10 +760,19 @@ def filing_checklist(
     except DomainError as error:
         return [EligibilityCheck("invalid_id_number", _("Valid ID number"), False, str(error.message))]
     person = person_by_id_number(user, number)
+    # The filing institution is the clerk's own (an administrator without one files as the treating one).
+    filing_institution = user_institution(user) or treating_institution
     if person is not None:
-        checks = eligibility_checks(person=person, disease=disease, kind=kind, renews=renews)
+        checks = eligibility_checks(
+            person=person,
+            disease=disease,
+            kind=kind,
+            renews=renews,
+            treating_institution=treating_institution,
+            filing_institution=filing_institution,
+        )
     else:
-        # A person not registered yet holds nothing; only the region rule can fail.
+        # A person not registered yet holds nothing; only the region and province rules can fail.
         region = insured_region
         available = region is not None and disease_available_in_region(disease, region)
         limit = policy_for_region(region).concurrent_chronic_limit if region is not None else 2
@@ -445,6 +791,16 @@ def filing_checklist(
                     else _("Choose the person's insured region.")
                 ),
             ),
+        ]
+        if region is not None:
+            checks.append(
+                province_check(
+                    insured_region=region,
+                    lineage_ids=region_lineage_ids(region),
+                    institutions=(treating_institution, filing_institution),
+                )
+            )
+        checks += [
             EligibilityCheck("duplicate_disease", _("No other active application for this disease"), True),
             EligibilityCheck("mutually_exclusive", _("No mutually exclusive disease held"), True),
             EligibilityCheck(
@@ -496,87 +852,9 @@ def reminder_inbox(user: Any) -> QuerySet[Reminder]:
     return base.filter(institution=institution).order_by("-created_at", "-id")
 
 
-ENDED_STATES: tuple[str, ...] = (State.EXPIRED, State.RENEWED, State.TERMINATED)
-APPROVAL_TRANSITIONS: tuple[str, ...] = ("approve", "approve_immediately")
-
-
-@dataclass
-class CoverageAnswer:
-    """Was the person covered for the disease on ``on``, and under which decision?"""
-
-    on: dt.date
-    covered: bool
-    reason: str
-    enrollment: Application | None = None
-    decision: AuditEntry | None = None
-    provisional: bool = False
-    pending_renewal: Application | None = None
-
-
-def last_covered_day(application: Application) -> dt.date | None:
-    """The enrollment's last covered day: ``ended_on`` once it has ended, else ``valid_until`` (None: open)."""
-    if application.state in ENDED_STATES:
-        return application.ended_on
-    return application.valid_until
-
-
-def approval_entry(application: Application) -> AuditEntry | None:
-    return (
-        AuditEntry.objects.filter(application=application, transition__in=APPROVAL_TRANSITIONS)
-        .select_related("actor", "batch")
-        .order_by("-at", "-id")
-        .first()
-    )
-
-
-def coverage_on(*, person: Person, disease: Disease, on: dt.date) -> CoverageAnswer:
-    """Answered from the enrollment periods and the audit log (DESIGN §6).
-
-    Periods of one person and disease never overlap (a renewal starts the day after the old one
-    ends), so at most one contains ``on``. A terminated enrollment covers through ``ended_on``. Past
-    ``valid_until`` an enrollment with a renewal pending still covers, provisionally: if the renewal
-    is approved its period starts the day after, with no gap; if not, the sweep expires it.
-    """
-    enrollments = list(
-        Application.objects.filter(
-            person=person,
-            disease=disease,
-            state__in=(*COVERING_STATES, *ENDED_STATES),
-            valid_from__isnull=False,
-        )
-        .select_related("disease")
-        .order_by("-valid_from", "-id")
-    )
-    for enrollment in enrollments:
-        last = last_covered_day(enrollment)
-        if enrollment.valid_from <= on and (last is None or on <= last):
-            return CoverageAnswer(
-                on=on, covered=True, reason="covered", enrollment=enrollment, decision=approval_entry(enrollment)
-            )
-    for enrollment in enrollments:
-        if enrollment.state in COVERING_STATES and enrollment.valid_from <= on:
-            pending = enrollment.renewals.filter(state__in=ACTIVE_STATES).order_by("-id").first()
-            if pending is not None:
-                return CoverageAnswer(
-                    on=on,
-                    covered=True,
-                    reason="renewal_pending",
-                    enrollment=enrollment,
-                    decision=approval_entry(enrollment),
-                    provisional=True,
-                    pending_renewal=pending,
-                )
-    earlier = [e for e in enrollments if e.valid_from <= on]
-    if earlier:
-        previous = earlier[0]
-        return CoverageAnswer(
-            on=on,
-            covered=False,
-            reason="terminated" if previous.state == State.TERMINATED else "ended",
-            enrollment=previous,
-            decision=approval_entry(previous),
-        )
-    if enrollments:
-        first = enrollments[-1]
-        return CoverageAnswer(on=on, covered=False, reason="not_started", enrollment=first, decision=None)
-    return CoverageAnswer(on=on, covered=False, reason="not_enrolled")
+def coverage_on(
+    *, person: Person | None, disease: Disease, on: dt.date, as_of: dt.datetime | None = None
+) -> CoverageAnswer:
+    """The coverage answer (enrollment/coverage.py holds the rules): per benefit, with the person's
+    standing and categories on ``on``, as known now or at ``as_of``."""
+    return coverage_answer(person=person, disease=disease, on=on, as_of=as_of)

@@ -17,8 +17,10 @@ from enrollment.models import (
     Institution,
     InsuranceType,
     Person,
+    PersonStatusEvent,
     Region,
     Reminder,
+    StatusEventKind,
     SupportCategory,
     TerminationReason,
 )
@@ -88,6 +90,8 @@ class DiseaseSerializer(serializers.ModelSerializer):
             "required_documents",
             "review_mode",
             "icd10_prefixes",
+            "aliases",
+            "cross_province_settlement",
             "exclusive_with",
             "active",
             "catalogue_version",
@@ -282,6 +286,20 @@ class CoverageQuerySerializer(serializers.Serializer):
     id_number = serializers.CharField(max_length=30)
     disease = serializers.CharField(max_length=6, help_text=_("National disease code, e.g. M03900."))
     date = serializers.DateField(required=False, help_text=_("YYYY-MM-DD; default today."))
+    as_of = serializers.DateTimeField(
+        required=False,
+        help_text=_(
+            "ISO date-time: the answer as the service gave it at that moment (from the audit trail and the "
+            "status history). Default: now."
+        ),
+    )
+
+    def validate_as_of(self, value: Any) -> Any:
+        from django.utils import timezone
+
+        if value > timezone.now():
+            raise serializers.ValidationError(_("as_of cannot be in the future."))
+        return value
 
 
 class CoverageEnrollmentSerializer(serializers.Serializer):
@@ -310,13 +328,92 @@ class CoverageDecisionSerializer(serializers.Serializer):
         return entry.actor.get_username()
 
 
-class CoverageSerializer(serializers.Serializer):
+class TwoDiseasesCoverageSerializer(serializers.Serializer):
     covered = serializers.BooleanField()
+    reason = serializers.CharField()
+    valid_from = serializers.DateField(allow_null=True)
+    valid_until = serializers.DateField(allow_null=True)
+    enrollment = serializers.IntegerField(allow_null=True)
+
+
+class CoverageStatusEventSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    effective_date = serializers.DateField()
+    reference = serializers.CharField()
+
+
+class CoverageSerializer(serializers.Serializer):
+    covered = serializers.BooleanField(help_text="The 门慢门特 benefit of this disease on the date.")
     date = serializers.DateField(source="on")
+    as_of = serializers.DateTimeField(allow_null=True)
+    benefit = serializers.CharField(
+        allow_null=True, help_text="outpatient_chronic | outpatient_special when covered, else null"
+    )
     reason = serializers.CharField(
-        help_text="covered | renewal_pending (provisional) | ended | terminated | not_started | not_enrolled"
+        help_text=(
+            "covered | renewal_pending (provisional) | provisional_honoured | renewal_overdue | ended | terminated "
+            "| not_started | application_pending | not_enrolled | two_diseases_only | insurance_suspended "
+            "| not_insured | moved_out | person_deceased"
+        )
     )
     provisional = serializers.BooleanField()
+    provisional_until = serializers.DateField(allow_null=True)
     enrollment = CoverageEnrollmentSerializer(allow_null=True)
     decision = CoverageDecisionSerializer(allow_null=True)
     pending_renewal = serializers.IntegerField(source="pending_renewal.pk", allow_null=True, default=None)
+    insurance_status = serializers.CharField()
+    insurance_type = serializers.CharField(allow_blank=True)
+    status_event = CoverageStatusEventSerializer(allow_null=True)
+    support_categories = serializers.ListField(child=serializers.CharField())
+    two_diseases = TwoDiseasesCoverageSerializer(allow_null=True)
+    cross_province_settlement = serializers.BooleanField()
+
+
+# ---------------------------------------------------------------------------
+# Status events (dated insurance status, death, leaving poverty, categories)
+# ---------------------------------------------------------------------------
+
+
+class StatusEventInputSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=StatusEventKind.choices)
+    effective_date = serializers.DateField(
+        help_text=_("First day the status holds; for died, the day of death (still covered).")
+    )
+    source = serializers.CharField(max_length=50, default="api", help_text=_("Who reports it (system name)."))
+    reference = serializers.CharField(max_length=100, help_text=_("The sender's own id: re-sending changes nothing."))
+    insurance_type = serializers.ChoiceField(
+        choices=InsuranceType.choices, required=False, default="", allow_blank=True
+    )
+    categories = serializers.ListField(
+        child=serializers.ChoiceField(choices=SupportCategory.choices),
+        required=False,
+        allow_empty=True,
+        default=None,
+        help_text=_("For categories_set: exactly the categories held from the effective date."),
+    )
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class StatusEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PersonStatusEvent
+        fields = [
+            "id",
+            "kind",
+            "effective_date",
+            "source",
+            "reference",
+            "insurance_type",
+            "categories",
+            "note",
+            "recorded_at",
+            "applied_at",
+        ]
+
+
+class StatusEventResultSerializer(serializers.Serializer):
+    event = StatusEventSerializer()
+    created = serializers.BooleanField()
+    terminated = serializers.ListField(child=serializers.IntegerField(), help_text=_("Enrollments ended."))
+    closed = serializers.ListField(child=serializers.IntegerField(), help_text=_("Pending applications closed."))

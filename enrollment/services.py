@@ -227,6 +227,10 @@ def person_register(
     name = (name or "").strip()
     if not name:
         raise InvalidInput(_("Enter the person's name."), code="invalid", details={"field": "name"})
+    # Length and readable characters: the rule the roster dry run reports with (selectors).
+    problem = selectors.person_details_problem(name=name, phone=(phone or "").strip())
+    if problem is not None:
+        raise InvalidInput(problem[2], code=problem[0], details={"field": problem[1]})
     unknown = sorted(set(support_categories or ()) - set(SupportCategory.values))
     if unknown:
         raise InvalidInput(
@@ -239,7 +243,6 @@ def person_register(
         "insurance_type": insurance_type,
         "insurance_number": insurance_number.strip() if insurance_number is not None else None,
         "phone": phone.strip() if phone is not None else None,
-        "support_categories": list(support_categories) if support_categories is not None else None,
     }
     values = {
         "name": name,
@@ -250,6 +253,19 @@ def person_register(
     }
     with transaction.atomic():
         person, _created = Person.objects.select_for_update().update_or_create(id_number=parsed.number, defaults=values)
+        if support_categories is not None:
+            # Dated: the categories given hold from today and replace the ones held, never merge.
+            from enrollment import person_services
+
+            person_services.person_categories_replace(
+                person=person,
+                categories=support_categories,
+                as_of=timezone.localdate(),
+                source="register",
+                reference=f"user:{getattr(actor, 'pk', '')}",
+                actor=actor,
+            )
+            person.refresh_from_db()
     return person
 
 
@@ -295,7 +311,14 @@ def application_submit(
             Person.objects.select_for_update(of=("self",)).select_related("insured_region").get(pk=person.pk)
         )
         _raise_first_failure(
-            selectors.eligibility_checks(person=locked_person, disease=disease, kind=kind, renews=renews)
+            selectors.eligibility_checks(
+                person=locked_person,
+                disease=disease,
+                kind=kind,
+                renews=renews,
+                treating_institution=treating_institution,
+                filing_institution=institution,
+            )
         )
         application = Application(
             person=locked_person,
@@ -304,7 +327,8 @@ def application_submit(
             renews=renews,
             filing_institution=institution,
             treating_institution=treating_institution,
-            region=locked_person.insured_region,
+            # Whose batch and reviewers handle it: a delegated township's own, else the county's (审核权限下放).
+            region=selectors.review_region_for(locked_person.insured_region),
             filed_by=actor,
         )
         try:
@@ -437,7 +461,62 @@ def application_withdraw(*, application_id: int, actor: Any, reason: str = "") -
     with transaction.atomic():
         application = lock_application(application_id)
         _ensure_filing_side(application, actor)
-        return run_transition(application=application, name="withdraw", actor=actor, audit=AuditFields(reason=reason))
+        run_transition(application=application, name="withdraw", actor=actor, audit=AuditFields(reason=reason))
+        renewal_closed(renewal=application, actor=actor)
+        return application
+
+
+# Called with the application after the system closed it (status events): the reviews app registers
+# one that takes a closed application's pending review item off the queue (reviews/apps.py).
+APPLICATION_CLOSED_HOOKS: list[Any] = []
+
+
+def application_close(
+    *, application_id: int, actor: Any, reason_code: str, reason: str = "", details: dict[str, Any] | None = None
+) -> Application:
+    """The system closes a pending application the person can no longer hold (death, insurance ended)."""
+    if not roles.is_system(actor):
+        raise NotPermitted(_("Only the system closes applications."))
+    with transaction.atomic():
+        application = lock_application(application_id)
+        from_state = application.state
+        run_transition(
+            application=application,
+            name="close",
+            actor=actor,
+            audit=AuditFields(reason_code=reason_code, reason=reason, details={**(details or {}), "from": from_state}),
+        )
+        for hook in APPLICATION_CLOSED_HOOKS:
+            hook(application=application, from_state=from_state)
+        renewal_closed(renewal=application, actor=actor)
+    return application
+
+
+def renewal_closed(*, renewal: Application, actor: Any) -> Application | None:
+    """A renewal was rejected, withdrawn or closed: provisional coverage already given is honoured.
+
+    Before the old enrollment's end nothing changes (the sweep expires it on time). After it, the old
+    enrollment ends on the decision date, never retroactively, but not past the provisional bound fixed
+    when the renewal was filed (复审期间待遇照常). The caller holds the transaction.
+    """
+    if renewal.kind != ApplicationKind.RENEWAL or renewal.renews_id is None:
+        return None
+    previous = Application.objects.select_for_update().get(pk=renewal.renews_id)
+    today = timezone.localdate()
+    if previous.state not in COVERING_STATES or previous.valid_until is None or today <= previous.valid_until:
+        return None
+    bound = renewal.provisional_until or previous.valid_until
+    ended_on = min(today, bound)
+    return run_transition(
+        application=previous,
+        name="expire",
+        actor=get_system_user(),
+        audit=AuditFields(
+            reason_code="renewal_" + renewal.state,
+            details={"ended_on": ended_on.isoformat(), "renewal": renewal.pk, "provisional_until": bound.isoformat()},
+        ),
+        ended_on=ended_on,
+    )
 
 
 def application_resubmit(
@@ -510,28 +589,32 @@ RENEWAL_WITHDRAWN_ON_TERMINATION = (State.SUBMITTED, State.DIAGNOSED, State.RETU
 
 
 def validity_for(*, application: Application, decided_on: dt.date) -> tuple[dt.date, dt.date | None]:
-    """The period an approval gives.
+    """The period an approval gives (docs/entitlement.md).
 
-    A renewal continues the enrollment it renews: it starts the day after the old one ends,
-    whatever day it is approved (no gap, no overlap). Otherwise the region's policy decides
-    between the decision date and the first day of the next month.
+    A renewal continues the enrollment it renews: it starts the day after the old one ends, whatever
+    day it is approved (no gap, no overlap). Otherwise the region's policy decides where the period
+    starts: the filing date (default: the monthly batch costs the patient nothing), the diagnosis date
+    (never before filing), the decision date or the first day of the next month. 两病 medication
+    coverage has the policy's own validity (0: no fixed end while resident-insured).
     """
     previous = application.renews
-    if (
-        previous is not None
-        and previous.valid_until is not None
-        and previous.state
-        in (
-            State.APPROVED,
-            State.EXPIRING,
-        )
-    ):
+    policy = selectors.policy_for_region(application.region)
+    if previous is not None and previous.valid_until is not None and previous.state in COVERING_STATES:
         valid_from = previous.valid_until + dt.timedelta(days=1)
     else:
-        policy = selectors.policy_for_region(application.region)
-        valid_from = (
-            decided_on if policy.benefit_start == BenefitStart.DECISION_DATE else first_of_next_month(decided_on)
-        )
+        filed_on = timezone.localtime(application.filed_at).date()
+        rule = policy.benefit_start
+        if rule == BenefitStart.FILING_DATE:
+            valid_from = filed_on
+        elif rule == BenefitStart.DIAGNOSIS_DATE:
+            valid_from = max(application.diagnosis_date or filed_on, filed_on)
+        elif rule == BenefitStart.NEXT_MONTH:
+            valid_from = first_of_next_month(decided_on)
+        else:
+            valid_from = decided_on
+        valid_from = min(valid_from, decided_on) if rule != BenefitStart.NEXT_MONTH else valid_from
+    if application.kind == ApplicationKind.TWO_DISEASES:
+        return valid_from, period_end(valid_from, policy.two_diseases_validity_months)
     return valid_from, period_end(valid_from, application.disease.validity_months)
 
 
@@ -728,6 +811,16 @@ def document_attach(*, application_id: int, actor: Any, doc_type: str, upload: U
 # ---------------------------------------------------------------------------
 
 
+def catalogue_aliases(raw: Any, *, name: str = "") -> list[str]:
+    """A catalogue entry's ``aliases``: a list of other names (default none), stripped, each once, without
+    the disease's own name. Anything but a list of strings is a ValueError."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(alias, str) for alias in raw):
+        raise ValueError("aliases must be a list of names")
+    return [alias for alias in dict.fromkeys(a.strip() for a in raw) if alias and alias != name.strip()]
+
+
 def catalogue_load(*, data: dict[str, Any], actor: Any) -> dict[str, int]:
     """Create or update diseases from a catalogue document (enrollment/data/catalogue.json shape).
 
@@ -754,8 +847,17 @@ def catalogue_load(*, data: dict[str, Any], actor: Any) -> dict[str, int]:
                 "review_mode": entry.get("review_mode", "batch"),
                 "icd10_prefixes": list(entry.get("icd10_prefixes", [])),
                 "active": bool(entry.get("active", True)),
+                "cross_province_settlement": bool(entry.get("cross_province_settlement", False)),
                 "catalogue_version": version,
             }
+            try:
+                values["aliases"] = catalogue_aliases(entry.get("aliases"), name=entry["name"])
+            except ValueError:
+                raise InvalidInput(
+                    _("Catalogue entry %(code)s is invalid: %(errors)s")
+                    % {"code": entry.get("code"), "errors": [_("aliases must be a list of names")]},
+                    code="invalid_catalogue",
+                )
             disease = Disease(code=entry["code"], **values)
             try:
                 disease.full_clean(validate_unique=False, validate_constraints=False)
@@ -874,9 +976,13 @@ def application_renew(
             renews=None if lapsed else previous,
         )
         # The diagnosis the enrollment rests on, for the physician to re-attest or update; the
-        # renewal stays "submitted" until they do (diagnosed_at/diagnosed_by stay empty).
+        # renewal stays "submitted" until they do (diagnosed_at/diagnosed_by stay empty). The provisional
+        # bound is fixed now, so a later change of the policy's grace days cannot rewrite past answers.
         Application.objects.filter(pk=renewal.pk).update(
-            icd10_code=previous.icd10_code, diagnosis_date=previous.diagnosis_date, physician=previous.physician_id
+            icd10_code=previous.icd10_code,
+            diagnosis_date=previous.diagnosis_date,
+            physician=previous.physician_id,
+            provisional_until=None if lapsed else previous.valid_until + dt.timedelta(days=policy.grace_days),
         )
         Reminder.objects.filter(
             application=previous, status__in=(ReminderStatus.PENDING, ReminderStatus.FAILED)
@@ -892,6 +998,10 @@ class SweepResult:
     expired: int = 0
     reminders_due: int = 0
     reminders_skipped: int = 0
+    status_events_applied: int = 0
+    categories_ended: int = 0
+    renewals_warned: int = 0
+    renewals_withdrawn: int = 0
     to_send: list[int] = field(default_factory=list)
 
 
@@ -900,6 +1010,9 @@ class _SweepRules:
     renewal_window_days: int
     grace_days: int
     reminder_offsets: tuple[int, ...]  # descending
+    two_diseases_reminders: bool = False
+    renewal_diagnosis_limit_days: int = 90
+    renewal_diagnosis_warning_days: int = 14
 
 
 def _sweep_rule_groups() -> dict[_SweepRules, list[int]]:
@@ -922,7 +1035,14 @@ def _sweep_rule_groups() -> dict[_SweepRules, list[int]]:
                 break
             node = parents.get(node)
         offsets = tuple(sorted({int(x) for x in (policy.reminder_offsets or [])}, reverse=True))
-        rules = _SweepRules(policy.renewal_window_days, policy.grace_days, offsets)
+        rules = _SweepRules(
+            policy.renewal_window_days,
+            policy.grace_days,
+            offsets,
+            policy.two_diseases_reminders,
+            policy.renewal_diagnosis_limit_days,
+            policy.renewal_diagnosis_warning_days,
+        )
         groups.setdefault(rules, []).append(region_id)
     return groups
 
@@ -1015,10 +1135,16 @@ def validity_sweep(
     """
     if not roles.is_system(actor):
         raise NotPermitted(_("Only the system runs the validity sweep."))
+    from enrollment import person_services  # it calls back into these services
+
     day = day or timezone.localdate()
     chunk_size = chunk_size or settings.VALIDITY_SWEEP_CHUNK_SIZE
     result = SweepResult(day=day)
+    # Status first: an enrollment a death ends is not reminded about.
+    result.status_events_applied = len(person_services.status_events_apply_due(day=day, actor=actor))
+    result.categories_ended = person_services.categories_lapse_sweep(day=day, actor=actor)
     for rules, region_ids in _sweep_rule_groups().items():
+        _undiagnosed_renewals(region_ids=region_ids, rules=rules, day=day, actor=actor, result=result, enqueue=enqueue)
         covering = Application.objects.filter(
             region_id__in=region_ids, state__in=COVERING_STATES, valid_until__isnull=False
         )
@@ -1079,8 +1205,125 @@ def _enqueue_sends(reminder_ids: list[int]) -> None:
         tasks.send_reminder.delay(reminder_id)
 
 
+def _undiagnosed_renewals(
+    *, region_ids: list[int], rules: _SweepRules, day: dt.date, actor: Any, result: SweepResult, enqueue: bool
+) -> None:
+    """A renewal nobody re-attested within the policy's limit is withdrawn (its provisional coverage
+    is honoured up to that day); the filing clinic is told ``renewal_diagnosis_warning_days`` before.
+
+    Renewals waiting for a diagnosis are few (a county's month of renewals at most), so this goes row
+    by row through the same service as a clerk's withdrawal.
+    """
+    waiting = Application.objects.filter(region_id__in=region_ids, kind=ApplicationKind.RENEWAL, state=State.SUBMITTED)
+    limit = dt.timedelta(days=rules.renewal_diagnosis_limit_days)
+    # filed_at is a moment; the limit counts business days in Asia/Shanghai, so compare local dates.
+    warn_before = _start_of_day(day - limit + dt.timedelta(days=rules.renewal_diagnosis_warning_days + 1))
+    for renewal in waiting.filter(filed_at__lt=warn_before).select_related("person", "disease", "filing_institution"):
+        filed_on = timezone.localtime(renewal.filed_at).date()
+        withdraw_on = filed_on + limit
+        if day >= withdraw_on:
+            application_close(
+                application_id=renewal.pk,
+                actor=actor,
+                reason_code="renewal_not_diagnosed",
+                reason=_("No diagnosis was recorded within %(days)d days of filing the renewal.")
+                % {"days": rules.renewal_diagnosis_limit_days},
+                details={"sweep_date": day.isoformat(), "filed_on": filed_on.isoformat()},
+            )
+            result.renewals_withdrawn += 1
+        elif rules.renewal_diagnosis_warning_days:
+            warned, to_send = _renewal_warning_rows(renewal=renewal, withdraw_on=withdraw_on, rules=rules, day=day)
+            result.renewals_warned += warned
+            _hand_over(to_send, result, enqueue)
+
+
+def _start_of_day(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def _renewal_warning_rows(
+    *, renewal: Application, withdraw_on: dt.date, rules: _SweepRules, day: dt.date
+) -> tuple[bool, list[int]]:
+    """The in-app notice and e-mail to the filing clinic, once per renewal (the reminder table's unique
+    constraint, with the warning's lead time as the offset); whether this run wrote them, and the new
+    e-mail row to send."""
+    emails: dict[int, str] = {}
+    _clinic_emails([renewal.filing_institution_id], emails)
+    recipient = emails[renewal.filing_institution_id]
+    values = {
+        "application": renewal.pk,
+        "person": renewal.person.name,
+        "masked_id": renewal.person.masked_id_number,
+        "disease": renewal.disease.name,
+        "filed_on": notifications.chinese_date(timezone.localtime(renewal.filed_at).date()),
+        "withdraw_on": notifications.chinese_date(withdraw_on),
+        "provisional_until": notifications.chinese_date(renewal.provisional_until or withdraw_on),
+    }
+    subject = notifications.RENEWAL_DIAGNOSIS_SUBJECT.format(**values)[:200]
+    message = notifications.RENEWAL_DIAGNOSIS_TEXT.format(**values)
+    now = timezone.now()
+    created: list[int] = []
+    wrote = False
+    for channel in (ReminderChannel.IN_APP, ReminderChannel.EMAIL):
+        in_app = channel == ReminderChannel.IN_APP
+        status = ReminderStatus.SENT if in_app else (ReminderStatus.PENDING if recipient else ReminderStatus.SKIPPED)
+        reminder, was_created = Reminder.objects.get_or_create(
+            application=renewal,
+            offset_days=rules.renewal_diagnosis_warning_days,
+            channel=channel,
+            defaults={
+                "due_on": day,
+                "valid_until": withdraw_on,
+                "status": status,
+                "institution_id": renewal.filing_institution_id,
+                "recipient": "" if in_app else recipient,
+                "subject": subject,
+                "message": message,
+                "last_error": "" if in_app or recipient else "no clinic staff e-mail address",
+                "sent_at": now if in_app else None,
+            },
+        )
+        wrote = wrote or was_created
+        if was_created and reminder.status == ReminderStatus.PENDING:
+            created.append(reminder.pk)
+    return wrote, created
+
+
 def _create_due_reminders(
     *, covering: Any, rules: _SweepRules, day: dt.date, chunk_size: int, result: SweepResult, enqueue: bool
+) -> None:
+    """Expiry reminders: 门慢门特 enrollments with their text; 两病 medication coverage with its own text,
+    only where the policy asks for them."""
+    _create_due_reminders_for(
+        covering=covering.exclude(kind=ApplicationKind.TWO_DISEASES),
+        templates=notifications.REMINDER_TEMPLATES["outpatient"],
+        rules=rules,
+        day=day,
+        chunk_size=chunk_size,
+        result=result,
+        enqueue=enqueue,
+    )
+    if rules.two_diseases_reminders:
+        _create_due_reminders_for(
+            covering=covering.filter(kind=ApplicationKind.TWO_DISEASES),
+            templates=notifications.REMINDER_TEMPLATES["two_diseases"],
+            rules=rules,
+            day=day,
+            chunk_size=chunk_size,
+            result=result,
+            enqueue=enqueue,
+        )
+
+
+def _create_due_reminders_for(
+    *,
+    covering: Any,
+    templates: tuple[Any, Any, Any],
+    rules: _SweepRules,
+    day: dt.date,
+    chunk_size: int,
+    result: SweepResult,
+    enqueue: bool,
 ) -> None:
     """Create the reminder rows now due, three channels per (enrollment, offset).
 
@@ -1100,13 +1343,19 @@ def _create_due_reminders(
         if later is not None:
             superseded = due.filter(valid_until__lte=day + dt.timedelta(days=later))
             skipped = _reminder_rows(
-                candidates=superseded, offset=offset, day=day, chunk_size=chunk_size, emails=emails, skipped_for=later
+                candidates=superseded,
+                offset=offset,
+                day=day,
+                chunk_size=chunk_size,
+                emails=emails,
+                skipped_for=later,
+                templates=templates,
             )[0]
             result.reminders_skipped += skipped
             _refresh_reminder_statistics(inserted=3 * skipped)
             due = due.filter(valid_until__gt=day + dt.timedelta(days=later))
         created, chunks_to_send = _reminder_rows(
-            candidates=due, offset=offset, day=day, chunk_size=chunk_size, emails=emails
+            candidates=due, offset=offset, day=day, chunk_size=chunk_size, emails=emails, templates=templates
         )
         result.reminders_due += created
         _refresh_reminder_statistics(inserted=3 * created)
@@ -1195,6 +1444,7 @@ def _reminder_rows(
     day: dt.date,
     chunk_size: int,
     emails: dict[int, str],
+    templates: tuple[Any, Any, Any],
     skipped_for: int | None = None,
 ) -> tuple[int, list[list[int]]]:
     """Per chunk of candidates, one transaction and one ``INSERT … SELECT … ON CONFLICT DO NOTHING
@@ -1204,10 +1454,7 @@ def _reminder_rows(
     count = 0
     to_send: list[list[int]] = []
     slots = _reminder_text_slots()
-    texts = [
-        notifications.render_sql(template, slots)
-        for template in (notifications.SMS_TEXT, notifications.CLINIC_SUBJECT, notifications.CLINIC_TEXT)
-    ]
+    texts = [notifications.render_sql(template, slots) for template in templates]
     dates_sql, dates_params = _reminder_dates_sql(day, offset)
     sms, email, in_app = ReminderChannel.SMS, ReminderChannel.EMAIL, ReminderChannel.IN_APP
     for chunk in _chunks(_candidate_ids(candidates), chunk_size):
@@ -1322,7 +1569,11 @@ def reminder_deliver(*, reminder_id: int) -> Reminder:
     if not claimed:
         return reminder
     application = reminder.application
-    if application.state not in COVERING_STATES or application.renewals.filter(state__in=ACTIVE_STATES).exists():
+    if application.kind == ApplicationKind.RENEWAL and application.state != State.APPROVED:
+        # The notice that an undiagnosed renewal will be withdrawn: due while it still waits for the diagnosis.
+        if application.state != State.SUBMITTED:
+            return _reminder_finish(reminder, ReminderStatus.CANCELLED, error="no longer due: diagnosis recorded")
+    elif application.state not in COVERING_STATES or application.renewals.filter(state__in=ACTIVE_STATES).exists():
         return _reminder_finish(reminder, ReminderStatus.CANCELLED, error="no longer due: renewed or ended")
     try:
         if reminder.channel == ReminderChannel.SMS:

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from enrollment import forms, roles, selectors, services
 from enrollment.errors import DomainError
-from enrollment.models import ApplicationKind, Document, Region, State
+from enrollment.models import ApplicationKind, Document, Institution, Region, State
 
 # The order a clerk reads the states in: what needs them first.
 STATE_ORDER: tuple[str, ...] = (
@@ -68,7 +68,7 @@ def home(request: HttpRequest) -> HttpResponse:
         context["recent"] = applications.filter(diagnosed_by=user).order_by("-diagnosed_at")[:20]
         template = "enrollment/home_physician.html"
     elif role == roles.CENTER_OFFICER:
-        context["waiting"] = applications.filter(state=State.DIAGNOSED, disease__review_mode="immediate").order_by(
+        context["waiting"] = selectors.reviewed_on_the_spot(applications.filter(state=State.DIAGNOSED)).order_by(
             "diagnosed_at"
         )[:50]
         context["recent"] = applications[:20]
@@ -197,6 +197,7 @@ def _checklist(form: forms.FilingForm, documents: Any, user: Any) -> list[select
         disease=disease,
         insured_region=form.cleaned_data.get("insured_region") or (form.person.insured_region if form.person else None),
         document_types=doc_types,
+        treating_institution=form.cleaned_data.get("treating_institution"),
     )
 
 
@@ -256,6 +257,8 @@ def filing_check(request: HttpRequest) -> JsonResponse:
     disease = selectors.diseases_active().filter(pk=disease_id).first() if disease_id.isdigit() else None
     region_id = data.get("insured_region") or ""
     region = Region.objects.filter(pk=region_id).first() if region_id.isdigit() else None
+    treating_id = data.get("treating_institution") or ""
+    treating = Institution.objects.filter(pk=treating_id).first() if treating_id.isdigit() else None
     if disease is not None and raw:
         checks = selectors.filing_checklist(
             user=user,
@@ -263,6 +266,7 @@ def filing_check(request: HttpRequest) -> JsonResponse:
             disease=disease,
             insured_region=region,
             document_types=data.getlist("doc_type"),
+            treating_institution=treating,
         )
         result["checks"] = [
             {"code": c.code, "label": str(c.label), "passed": c.passed, "message": str(c.message)} for c in checks
@@ -470,12 +474,14 @@ def application_renew(request: HttpRequest, pk: int) -> HttpResponse:
                 return redirect("application-detail", pk=renewal.pk)
     else:
         form = forms.RenewalForm(initial={"treating_institution": previous.treating_institution})
+    chosen = getattr(form, "cleaned_data", {}).get("treating_institution")
     checks = selectors.filing_checklist(
         user=request.user,
         id_number=previous.person.id_number,
         disease=previous.disease,
         kind=ApplicationKind.RENEWAL,
         renews=previous,
+        treating_institution=chosen or previous.treating_institution,
     )
     return render(
         request,

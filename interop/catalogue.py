@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from enrollment.errors import InvalidInput
 from enrollment.models import ACTIVE_STATES, COVERING_STATES, Application, Disease
+from enrollment.services import catalogue_aliases
 from interop.tabular import decode_text, map_header, read_table
 
 # The fields a catalogue entry sets, with catalogue_load's defaults.
@@ -26,6 +27,8 @@ COMPARED_FIELDS = (
     "review_mode",
     "icd10_prefixes",
     "active",
+    "cross_province_settlement",
+    "aliases",
 )
 
 CSV_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -40,6 +43,8 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
     "review_mode": ("review_mode", "审核方式"),
     "icd10_prefixes": ("icd10_prefixes", "icd10", "ICD-10"),
     "active": ("active", "有效", "启用"),
+    "cross_province_settlement": ("cross_province_settlement", "跨省直接结算", "跨省结算"),
+    "aliases": ("aliases", "别名", "其他名称"),
     "exclusive_with": ("exclusive_with", "互斥病种"),
     "version": ("version", "catalogue_version", "目录版本"),
 }
@@ -111,7 +116,8 @@ def _parse_csv(content: bytes, name: str) -> dict[str, Any]:
                     )
         entry["counts_toward_limit"] = _bool(value(cells, "counts_toward_limit"), kind == "11")
         entry["active"] = _bool(value(cells, "active"), True)
-        for key in ("required_documents", "icd10_prefixes"):
+        entry["cross_province_settlement"] = _bool(value(cells, "cross_province_settlement"), False)
+        for key in ("required_documents", "icd10_prefixes", "aliases"):
             if value(cells, key):
                 entry[key] = _list(value(cells, key))
         if value(cells, "review_mode"):
@@ -139,6 +145,8 @@ def normalised_entry(entry: dict[str, Any], version: str) -> dict[str, Any]:
         "review_mode": entry.get("review_mode", "batch"),
         "icd10_prefixes": list(entry.get("icd10_prefixes", [])),
         "active": bool(entry.get("active", True)),
+        "cross_province_settlement": bool(entry.get("cross_province_settlement", False)),
+        "aliases": catalogue_aliases(entry.get("aliases"), name=entry["name"]),
     }
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -35,6 +36,7 @@ from enrollment.models import (
     Policy,
     Region,
     SupportCategory,
+    province_code,
 )
 from interop.models import AssistedFiling, FilingState, RowStatus
 
@@ -79,8 +81,8 @@ SUPPORT_CATEGORY_NAMES: dict[str, str] = {
 }
 
 _SPLIT = re.compile(r"[,;，；、|/\s]+")
-_DISEASE_CODE = re.compile(r"^M\d{5}$")
-_ICD10 = re.compile(r"^[A-Z]\d{2}(\.?\d{0,4}[A-Z0-9+*†]*)?$")
+_SPLIT_HARD = re.compile(r"[,;，；、|/]+")
+_SPACE = re.compile(r"\s+")
 
 
 @lru_cache(maxsize=65536)
@@ -118,8 +120,31 @@ def split_values(raw: str) -> list[str]:
     return [token for token in _SPLIT.split(raw.strip()) if token]
 
 
-def _icd(code: str) -> str:
-    return code.strip().upper().replace(".", "")
+def split_conditions(raw: str, matcher: enrollment_selectors.DiseaseMatcher) -> list[str]:
+    """The conditions of a cell. ``, ; ， ； 、 | /`` always separate; whitespace separates too, unless
+    the piece as a whole is a disease's name or alias (the rule ignores whitespace in names: ``高血压 病``
+    is one condition; ``M05300 J44`` stays two codes)."""
+    tokens: list[str] = []
+    for piece in _SPLIT_HARD.split(raw.strip()):
+        piece = piece.strip()
+        if not piece:
+            continue
+        if _SPACE.search(piece) and matcher.by_names(piece)[1]:
+            tokens.append(piece)
+        else:
+            tokens.extend(token for token in _SPACE.split(piece) if token)
+    return tokens
+
+
+class PriorRow(NamedTuple):
+    """A dry-run report row, as the commit needs it (see RosterChecker)."""
+
+    status: str
+    reason_code: str
+    message: str
+    declared: str
+    disease_id: int | None
+    occurrence: int  # the how-many-th row of its line with this ``declared``
 
 
 @dataclass
@@ -159,6 +184,7 @@ class Reference:
 
     def __init__(self, scope_region: Region | None) -> None:
         self.regions: dict[str, Region] = {r.code: r for r in Region.objects.all()}
+        self.code_of: dict[int, str] = {r.pk: r.code for r in self.regions.values()}
         self.parent: dict[int, int | None] = {r.pk: r.parent_id for r in self.regions.values()}
         self.children: dict[int, list[int]] = {}
         for pk, parent in self.parent.items():
@@ -167,11 +193,8 @@ class Reference:
         self.scope: set[int] | None = self.descendants(scope_region.pk) if scope_region else None
         diseases = list(Disease.objects.prefetch_related("regions", "exclusive_with"))
         self.diseases: dict[int, Disease] = {d.pk: d for d in diseases}
-        self.by_code = {d.code: d for d in diseases}
-        self.by_name = {d.name.strip(): d for d in diseases}
-        self.icd_prefixes = sorted(
-            ((_icd(prefix), d) for d in diseases for prefix in d.icd10_prefixes), key=lambda item: -len(item[0])
-        )
+        # The filing form's rule (code, name, alias, loose name, ICD-10), built once for the whole file.
+        self.matcher = enrollment_selectors.DiseaseMatcher(diseases)
         self.disease_regions = {d.pk: {r.pk for r in d.regions.all()} for d in diseases}
         self.exclusive = {d.pk: {x.pk for x in d.exclusive_with.all()} for d in diseases}
         self.limits_by_region = {p.region_id: p.concurrent_chronic_limit for p in Policy.objects.all()}
@@ -212,46 +235,26 @@ class Reference:
 
     def hospital(self, region_id: int, disease: Disease) -> int | None:
         """A county hospital (level ≥ 2, may diagnose, qualified for the disease) of the person's
-        region, else of the nearest enclosing region, else of a region inside it."""
+        region, else of the nearest enclosing region, else of a region inside it — never one outside
+        the person's province (省内互认: application_submit would refuse it with ``outside_province``)."""
         key = (region_id, disease.min_institution_level)
         if key not in self._hospital_cache:
             level = max(InstitutionLevel.SECONDARY, disease.min_institution_level)
-            candidates = [pk for pk in self.lineage(region_id)] + sorted(self.descendants(region_id) - {region_id})
+            home = province_code(self.code_of[region_id])
+            candidates = [
+                pk
+                for pk in [*self.lineage(region_id), *sorted(self.descendants(region_id) - {region_id})]
+                if province_code(self.code_of[pk]) == home
+            ]
             self._hospital_cache[key] = next(
                 (inst.pk for pk in candidates for inst in self.hospitals.get(pk, []) if inst.level >= level), None
             )
         return self._hospital_cache[key]
 
     def resolve(self, token: str) -> tuple[Disease | None, str, str]:
-        """A disease from its code, its exact name or an ICD-10 code (longest prefix wins)."""
-        upper = token.strip().upper()
-        if _DISEASE_CODE.match(upper):
-            disease = self.by_code.get(upper)
-            if disease is None:
-                return None, "unknown_disease", _("Disease code %(code)s is not in the catalogue.") % {"code": upper}
-            return disease, "", ""
-        if token.strip() in self.by_name:
-            return self.by_name[token.strip()], "", ""
-        if _ICD10.match(upper):
-            code = _icd(upper)
-            matches = [(prefix, d) for prefix, d in self.icd_prefixes if code.startswith(prefix)]
-            if matches:
-                best = len(matches[0][0])
-                diseases = sorted({d.code for prefix, d in matches if len(prefix) == best})
-                if len(diseases) == 1:
-                    return self.by_code[diseases[0]], "", ""
-                return (
-                    None,
-                    "ambiguous_disease",
-                    _("ICD-10 code %(code)s fits several diseases (%(list)s): give the disease code instead.")
-                    % {"code": upper, "list": ", ".join(diseases)},
-                )
-        return (
-            None,
-            "unknown_disease",
-            _("“%(value)s” is neither a disease code, a disease name nor an ICD-10 code of the catalogue.")
-            % {"value": token},
-        )
+        """A disease as the filing form finds it (enrollment.selectors.DiseaseMatcher)."""
+        found = self.matcher.match(token)
+        return found.disease, found.code, found.message
 
 
 def load_people(id_numbers: Sequence[str], reference: Reference) -> dict[str, PersonState]:
@@ -293,12 +296,23 @@ def load_people(id_numbers: Sequence[str], reference: Reference) -> dict[str, Pe
 class RosterChecker:
     """Checks a file chunk by chunk; remembers what earlier lines declared (duplicates, the limit)."""
 
-    def __init__(self, *, columns: dict[str, int], scope_region: Region | None) -> None:
+    def __init__(
+        self,
+        *,
+        columns: dict[str, int],
+        scope_region: Region | None,
+        dry_run: dict[int, list[PriorRow]] | None = None,
+    ) -> None:
+        """``dry_run``: for the commit, the dry run's report rows (in order) of each line that had an
+        invalid one. A line all of whose rows were invalid is reported again as it was, unchecked;
+        an invalid row of a line with valid ones stays invalid. So a line or condition the officer
+        saw refused is never written, whatever changed since (the rest is checked afresh)."""
         self.columns = columns
         self.reference = Reference(scope_region)
         self.people: dict[str, PersonState] = {}
         self.seen: set[tuple[str, int]] = set()
         self.today = timezone.localdate()
+        self.dry_run = dry_run or {}
 
     def _value(self, cells: Sequence[str], name: str) -> str:
         index = self.columns.get(name)
@@ -307,6 +321,10 @@ class RosterChecker:
     def check(self, lines: Sequence[tuple[int, Sequence[str]]]) -> list[Entry]:
         parsed: list[tuple[int, Sequence[str], str, str]] = []
         for line, cells in lines:
+            if any("\x00" in cell for cell in cells):
+                # NUL cannot be stored (PostgreSQL refuses it in text): shown as U+FFFD, which the
+                # name, phone and ID-number checks refuse, so only this line is invalid.
+                cells = [cell.replace("\x00", "\ufffd") for cell in cells]
             raw = self._value(cells, "id_number")
             number, error = check_id_number(raw, self.today) if raw else (raw, "")
             parsed.append((line, cells, number, error))
@@ -339,12 +357,28 @@ class RosterChecker:
                 Entry(**base, declared=declared_raw[:100], status=RowStatus.INVALID, reason_code=code, message=message)
             ]
 
+        prior = self.dry_run.get(line)
+        if prior and all(row.status == RowStatus.INVALID for row in prior):
+            # Refused by the dry run: reported the same way again, never written.
+            return [
+                Entry(
+                    **base,
+                    declared=row.declared,
+                    status=RowStatus.INVALID,
+                    reason_code=row.reason_code,
+                    message=row.message,
+                    disease_id=row.disease_id,
+                )
+                for row in prior
+            ]
         if not number:
             return invalid("invalid_id_number", _("The ID number is missing."))
         if id_error:
             return invalid("invalid_id_number", id_error)
-        if not name:
-            return invalid("missing_name", _("The name is missing."))
+        # The name and phone a Person row can hold (enrollment.services.person_register's own rule).
+        problem = enrollment_selectors.person_details_problem(name=name, phone=phone)
+        if problem is not None:
+            return invalid(problem[0], problem[2])
         region = ref.regions.get(region_code)
         if region is None:
             return invalid(
@@ -363,7 +397,7 @@ class RosterChecker:
                 _("Unknown support category: %(values)s.") % {"values": ", ".join(unknown)},
             )
         person = self.people.setdefault(number, PersonState())
-        tokens = split_values(declared_raw)
+        tokens = split_conditions(declared_raw, ref.matcher)
         if not tokens:
             return [
                 Entry(
@@ -375,7 +409,30 @@ class RosterChecker:
                     person_ok=True,
                 )
             ]
-        return [self._check_condition(base, person, region, token) for token in tokens]
+        if not prior:
+            return [self._check_condition(base, person, region, token) for token in tokens]
+        refused = {(row.declared, row.occurrence): row for row in prior if row.status == RowStatus.INVALID}
+        occurrences: Counter[str] = Counter()
+        entries: list[Entry] = []
+        for token in tokens:
+            declared = token[:100]
+            occurrences[declared] += 1
+            row = refused.get((declared, occurrences[declared]))
+            if row is not None:
+                entries.append(
+                    Entry(
+                        **base,
+                        declared=declared,
+                        status=RowStatus.INVALID,
+                        reason_code=row.reason_code,
+                        message=row.message,
+                        disease_id=row.disease_id,
+                        person_ok=True,
+                    )
+                )
+            else:
+                entries.append(self._check_condition(base, person, region, token))
+        return entries
 
     def _check_condition(self, base: dict[str, Any], person: PersonState, region: Region, token: str) -> Entry:
         ref = self.reference

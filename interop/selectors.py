@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,8 +15,9 @@ from django.utils.translation import gettext as _
 
 from enrollment import roles
 from enrollment import selectors as enrollment_selectors
+from enrollment.coverage import categories_for_persons
 from enrollment.errors import InvalidInput, NotPermitted
-from enrollment.models import COVERING_STATES, Application, Region, mask_id_number
+from enrollment.models import COVERING_STATES, Application, ApplicationKind, Region, mask_id_number
 from enrollment.periods import first_of_next_month
 from interop.models import AssistedFiling, RosterImport, RosterRow
 
@@ -179,7 +181,11 @@ _OFFICE_VALUES = (
     "decided_at",
     "valid_from",
     "valid_until",
+    "kind",
+    "person_id",
 )
+OFFICE_FIELDS = (*OFFICE_FIELDS, "benefit", "support_categories")
+BENEFIT_OF_ROW = {"11": "outpatient_chronic", "12": "outpatient_special"}
 
 
 @dataclass(frozen=True)
@@ -271,8 +277,11 @@ def export_rows(
         request.full_id_numbers,
     )
     if request.shape == NATIONAL:
-        return NATIONAL_FIELDS, _national_rows(queryset, chunk_size)
-    return OFFICE_FIELDS, _office_rows(queryset, chunk_size, request.full_id_numbers)
+        # 两病 medication coverage is not a 门慢特病 filing: it never goes to the platform's 2503 shape.
+        return NATIONAL_FIELDS, _national_rows(queryset.exclude(kind=ApplicationKind.TWO_DISEASES), chunk_size)
+    start, end = period_bounds(request.period)
+    on = min(end - dt.timedelta(days=1), timezone.localdate())
+    return OFFICE_FIELDS, _office_rows(queryset, chunk_size, request.full_id_numbers, max(on, start))
 
 
 def _national_rows(queryset: QuerySet[Application], chunk_size: int) -> Iterator[tuple[Any, ...]]:
@@ -313,17 +322,29 @@ def _national_rows(queryset: QuerySet[Application], chunk_size: int) -> Iterator
         )
 
 
-def _office_rows(queryset: QuerySet[Application], chunk_size: int, full_ids: bool) -> Iterator[tuple[Any, ...]]:
-    for row in queryset.values_list(*_OFFICE_VALUES).iterator(chunk_size=chunk_size):
-        decided_at = row[13]
-        yield (
-            row[0],
-            row[1] if full_ids else mask_id_number(row[1]),
-            *row[2:4],
-            _date(row[4]),
-            row[5] or "",
-            *row[6:13],
-            _date(timezone.localtime(decided_at).date()) if decided_at else "",
-            _date(row[14]),
-            _date(row[15]),
-        )
+def _office_rows(
+    queryset: QuerySet[Application], chunk_size: int, full_ids: bool, categories_on: dt.date
+) -> Iterator[tuple[Any, ...]]:
+    """The office list; the support categories are those valid on ``categories_on`` (the period's last day,
+    or today for the current month), looked up per chunk."""
+    rows = queryset.values_list(*_OFFICE_VALUES).iterator(chunk_size=chunk_size)
+    while True:
+        chunk = list(itertools.islice(rows, chunk_size))
+        if not chunk:
+            return
+        categories = categories_for_persons(sorted({row[17] for row in chunk}), categories_on)
+        for row in chunk:
+            decided_at = row[13]
+            yield (
+                row[0],
+                row[1] if full_ids else mask_id_number(row[1]),
+                *row[2:4],
+                _date(row[4]),
+                row[5] or "",
+                *row[6:13],
+                _date(timezone.localtime(decided_at).date()) if decided_at else "",
+                _date(row[14]),
+                _date(row[15]),
+                "two_diseases" if row[16] == ApplicationKind.TWO_DISEASES else BENEFIT_OF_ROW.get(row[9], ""),
+                ";".join(categories.get(row[17], [])),
+            )

@@ -92,7 +92,7 @@ class DismissSerializer(serializers.Serializer):
 
 
 class ExportQuerySerializer(serializers.Serializer):
-    region = serializers.CharField(max_length=6)
+    region = serializers.CharField(max_length=9, help_text="Region code: 6 digits, or 9 for a township")
     period = serializers.CharField(max_length=7, help_text="YYYY-MM")
     shape = serializers.ChoiceField(choices=SHAPES, default=OFFICE)
     basis = serializers.ChoiceField(choices=BASES, default=DECIDED)

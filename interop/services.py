@@ -8,15 +8,16 @@ import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from enrollment import roles
+from enrollment import person_services, roles
 from enrollment import selectors as enrollment_selectors
 from enrollment import services as enrollment_services
 from enrollment.errors import DomainError, InvalidInput, NotPermitted, RuleViolation
@@ -33,7 +34,7 @@ from interop.models import (
     RowAction,
     RowStatus,
 )
-from interop.rosters import REQUIRED_COLUMNS, ROSTER_COLUMNS, Entry, RosterChecker
+from interop.rosters import REQUIRED_COLUMNS, ROSTER_COLUMNS, Entry, PriorRow, RosterChecker
 from interop.tabular import map_header, read_table
 
 logger = logging.getLogger(__name__)
@@ -189,18 +190,28 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 def _run_phase(roster: RosterImport, *, commit: bool) -> None:
+    """The dry run, or the commit: the same checker over the same lines.
+
+    The commit also gets the dry run's report: what it refused stays refused (see RosterChecker).
+    Its report rows are replaced chunk by chunk, in the chunk's transaction, so that if the commit
+    stops, every line it did not finish still has its dry-run row.
+    """
     table = read_table(bytes(roster.content), roster.original_name)
     columns = map_header(table.header, ROSTER_COLUMNS, REQUIRED_COLUMNS)
-    checker = RosterChecker(columns=columns, scope_region=roster.scope_region)
+    report_pks, dry_run = _dry_run_report(roster) if commit else ({}, {})
+    checker = RosterChecker(columns=columns, scope_region=roster.scope_region, dry_run=dry_run)
     actor = roster.committed_by or roster.uploaded_by
     by_status: Counter[str] = Counter()
     by_action: Counter[str] = Counter()
-    RosterRow.objects.filter(roster_import=roster).delete()
+    if not commit:
+        RosterRow.objects.filter(roster_import=roster).delete()
     done = 0
     for chunk in _chunks(table.rows, COMMIT_CHUNK if commit else DRY_RUN_CHUNK):
         entries = checker.check(chunk)
         with transaction.atomic():
             if commit:
+                replaced = [pk for line, _cells in chunk for pk in report_pks.get(line, ())]
+                RosterRow.objects.filter(pk__in=replaced).delete()
                 _commit_entries(roster, checker, entries, actor)
             RosterRow.objects.bulk_create([_row(roster, entry) for entry in entries], batch_size=1000)
         by_status.update(entry.status for entry in entries)
@@ -219,6 +230,30 @@ def _run_phase(roster: RosterImport, *, commit: bool) -> None:
     else:
         finished.update(state=ImportState.VALIDATED, validated_at=timezone.now())
     RosterImport.objects.filter(pk=roster.pk).update(counts=counts, **finished)
+
+
+def _dry_run_report(roster: RosterImport) -> tuple[dict[int, list[int]], dict[int, list[PriorRow]]]:
+    """The report rows the commit replaces (their ids, by line), and the rows of every line with an
+    invalid one (for RosterChecker: what the dry run refused stays refused)."""
+    rows = (
+        RosterRow.objects.filter(roster_import=roster)
+        .order_by("line", "pk")
+        .values_list("pk", "line", "status", "reason_code", "message", "declared", "disease_id")
+        .iterator(chunk_size=5000)
+    )
+    pks: dict[int, list[int]] = {}
+    refused: dict[int, list[PriorRow]] = {}
+    for line, group in groupby(rows, key=itemgetter(1)):
+        members = list(group)
+        pks[line] = [member[0] for member in members]
+        if any(member[2] == RowStatus.INVALID for member in members):
+            occurrences: Counter[str] = Counter()
+            prior: list[PriorRow] = []
+            for _pk, _line, status, reason_code, message, declared, disease_id in members:
+                occurrences[declared] += 1
+                prior.append(PriorRow(status, reason_code, message, declared, disease_id, occurrences[declared]))
+            refused[line] = prior
+    return pks, refused
 
 
 def _row(roster: RosterImport, entry: Entry) -> RosterRow:
@@ -241,29 +276,53 @@ def _row(roster: RosterImport, entry: Entry) -> RosterRow:
 
 
 def _commit_entries(roster: RosterImport, checker: RosterChecker, entries: list[Entry], actor: Any) -> None:
-    """Register each valid line's person and put its eligible conditions on the worklist."""
+    """Register the person of each line with a usable row and put its eligible conditions on the worklist.
+
+    A row the check found invalid is never written; a line with only invalid rows writes nothing at
+    all. Each line is written in its own savepoint: a line the database still refuses is reported as
+    invalid (nothing of it kept) and the others go on.
+    """
     for _line, group in groupby(entries, key=lambda entry: entry.line):
         lines = list(group)
         first = lines[0]
-        if not first.person_ok:
+        usable = [entry for entry in lines if entry.status != RowStatus.INVALID]
+        if not first.person_ok or not usable:
             continue
         state = checker.people[first.id_number]
         known = state.details
         try:
-            person = enrollment_services.person_register(
-                id_number=first.id_number,
-                name=first.name,
-                insured_region=checker.reference.regions[first.region_code],
-                actor=actor,
-                # A roster carries no insurance details: keep what the person already has.
-                insurance_type=known.get("insurance_type", InsuranceType.RESIDENT),
-                insurance_number=known.get("insurance_number", ""),
-                phone=first.phone or known.get("phone", ""),
-                support_categories=sorted(set(known.get("support_categories", [])) | set(first.support_categories)),
-            )
+            with transaction.atomic():
+                person = enrollment_services.person_register(
+                    id_number=first.id_number,
+                    name=first.name,
+                    insured_region=checker.reference.regions[first.region_code],
+                    actor=actor,
+                    # A roster carries no insurance details: keep what the person already has.
+                    insurance_type=known.get("insurance_type", InsuranceType.RESIDENT),
+                    insurance_number=known.get("insurance_number", ""),
+                    phone=first.phone or known.get("phone", ""),
+                )
+                if first.support_categories:
+                    # Dated and replacing, never merged: the roster's list holds from the roster's date.
+                    person_services.person_categories_replace(
+                        person=person,
+                        categories=first.support_categories,
+                        as_of=timezone.localtime(roster.created_at).date(),
+                        source="roster",
+                        reference=f"roster:{roster.pk}:line:{first.line}",
+                        actor=actor,
+                    )
+                    person.refresh_from_db()
+                actions = [_commit_condition(roster, person, entry) for entry in usable]
         except DomainError as exc:
-            for entry in lines:
-                entry.status, entry.reason_code, entry.message = RowStatus.INVALID, exc.code, str(exc.message)
+            _refuse_line(lines, exc.code, str(exc.message))
+            continue
+        except (DataError, IntegrityError) as exc:
+            # The database's message may quote the values (an ID number): only its kind is logged.
+            logger.warning("roster import %s line %s not written: %s", roster.pk, first.line, type(exc).__name__)
+            _refuse_line(
+                lines, "not_stored", _("The database refused this line; nothing of it was written. Check its values.")
+            )
             continue
         state.person_id = person.pk
         state.details = {
@@ -272,28 +331,38 @@ def _commit_entries(roster: RosterImport, checker: RosterChecker, entries: list[
             "phone": person.phone,
             "support_categories": person.support_categories,
         }
-        for entry in lines:
+        for entry, (action, reason_code) in zip(usable, actions, strict=True):
             entry.person_id = person.pk
-            entry.action = RowAction.PERSON_REGISTERED
-            if entry.status != RowStatus.ELIGIBLE:
-                continue
-            if entry.reason_code == "on_worklist":
-                entry.action = RowAction.FILING_EXISTS
-                continue
-            try:
-                with transaction.atomic():
-                    AssistedFiling.objects.create(
-                        person=person,
-                        disease_id=entry.disease_id,
-                        institution_id=entry.institution_id,
-                        roster_import=roster,
-                        roster_line=entry.line,
-                    )
-                entry.action = RowAction.FILING_CREATED
-            except IntegrityError:
-                # Put there meanwhile (another import, or an earlier run of this one).
-                entry.action = RowAction.FILING_EXISTS
-                entry.reason_code = "on_worklist"
+            entry.action = action
+            if reason_code:
+                entry.reason_code = reason_code
+
+
+def _commit_condition(roster: RosterImport, person: Any, entry: Entry) -> tuple[str, str]:
+    """What the commit does for one usable row: (action, new reason code or "")."""
+    if entry.status != RowStatus.ELIGIBLE:
+        return RowAction.PERSON_REGISTERED, ""
+    if entry.reason_code == "on_worklist":
+        return RowAction.FILING_EXISTS, ""
+    try:
+        with transaction.atomic():
+            AssistedFiling.objects.create(
+                person=person,
+                disease_id=entry.disease_id,
+                institution_id=entry.institution_id,
+                roster_import=roster,
+                roster_line=entry.line,
+            )
+    except IntegrityError:
+        # Put there meanwhile (another import, or an earlier run of this one).
+        return RowAction.FILING_EXISTS, "on_worklist"
+    return RowAction.FILING_CREATED, ""
+
+
+def _refuse_line(lines: list[Entry], code: str, message: str) -> None:
+    for entry in lines:
+        entry.status, entry.reason_code, entry.message = RowStatus.INVALID, code, message
+        entry.action, entry.person_id = "", None
 
 
 # ---------------------------------------------------------------------------

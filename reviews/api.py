@@ -228,6 +228,7 @@ class ReviewItemViewSet(IdempotentPostMixin, mixins.RetrieveModelMixin, viewsets
             decision=data["decision"],
             reason_code=data["reason_code"],
             reason=data["reason"],
+            two_diseases=data["two_diseases"],
         )
         failed = result.failed + [
             {"item": pk, "code": "not_found", "message": _("No such item in your region's review.")} for pk in missing

@@ -6,3 +6,10 @@ class ReviewsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "reviews"
     verbose_name = _("Reviews")
+
+    def ready(self) -> None:
+        from enrollment import services
+        from reviews.services import review_items_close_for
+
+        if review_items_close_for not in services.APPLICATION_CLOSED_HOOKS:
+            services.APPLICATION_CLOSED_HOOKS.append(review_items_close_for)

@@ -52,4 +52,4 @@ class DecideForm(forms.Form):
 
 class BatchFilterForm(forms.Form):
     period = forms.RegexField(label=_("period"), regex=r"^\d{4}-\d{2}$", required=False, max_length=7)
-    region = forms.CharField(label=_("region code"), required=False, max_length=6)
+    region = forms.CharField(label=_("region code"), required=False, max_length=9)

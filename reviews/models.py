@@ -68,6 +68,7 @@ class Outcome(models.TextChoices):
     APPROVED = "approved", _("approved")
     REJECTED = "rejected", _("rejected")
     RETURNED = "returned", _("returned for more information")
+    WITHDRAWN = "withdrawn", _("closed: the application was withdrawn")
 
 
 class Decision(models.TextChoices):

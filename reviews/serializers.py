@@ -201,6 +201,13 @@ class BulkDecisionSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=Decision.choices)
     reason_code = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    two_diseases = serializers.BooleanField(
+        default=False,
+        help_text=_(
+            "With reject + criteria_not_met: enrol each M03900/M01600 item's person in 两病 medication coverage "
+            "(as the single reject does; an item it cannot apply to fails with its reason)."
+        ),
+    )
 
 
 class BulkFailureSerializer(serializers.Serializer):

@@ -21,8 +21,9 @@ from django.utils.translation import gettext as _
 
 from enrollment import roles
 from enrollment import selectors as enrollment_selectors
+from enrollment.coverage import person_standing
 from enrollment.errors import DomainError, InvalidInput, NotPermitted, RuleViolation, TransitionRefused
-from enrollment.models import Application, ApplicationKind, Disease, Region, ReviewMode, State
+from enrollment.models import Application, ApplicationKind, Disease, InsuranceType, Region, State
 from enrollment.services import (
     AuditFields,
     application_approve,
@@ -30,6 +31,7 @@ from enrollment.services import (
     audit_rows_insert,
     get_system_user,
     lock_application,
+    renewal_closed,
     run_transition,
     sql_in,
 )
@@ -436,6 +438,7 @@ def review_decide(
                 reason=data.reason,
             )
             item.outcome = Outcome.REJECTED
+            renewal_closed(renewal=application, actor=actor)
             if data.two_diseases:
                 record.two_diseases_application = _enrol_two_diseases(rejected=application, actor=actor, audit=audit)
                 record.save(update_fields=["two_diseases_application"])
@@ -491,6 +494,24 @@ def _enrol_two_diseases(*, rejected: Application, actor: Any, audit: AuditFields
         raise RuleViolation(
             _("两病 medication coverage exists only for %(codes)s.") % {"codes": ", ".join(_two_diseases_codes())},
             code="two_diseases_not_applicable",
+        )
+    standing = person_standing(person=rejected.person)
+    if standing.insurance_type != InsuranceType.RESIDENT:
+        raise RuleViolation(
+            _(
+                "两病 medication coverage is a benefit of resident insurance (390); this person is insured as an "
+                "employee (%(type)s). Reject without it."
+            )
+            % {"type": standing.insurance_type},
+            code="two_diseases_residents_only",
+            details={"insurance_type": standing.insurance_type},
+        )
+    if not standing.insured:
+        raise RuleViolation(
+            _("The person is not insured here on this day (%(status)s); 两病 medication coverage cannot start.")
+            % {"status": standing.status},
+            code="not_insured",
+            details={"status": standing.status},
         )
     system = get_system_user()
     enrolment = Application(
@@ -551,10 +572,12 @@ def review_decide_bulk(
     decision: str,
     reason_code: str = "",
     reason: str = "",
+    two_diseases: bool = False,
 ) -> BulkResult:
     """One decision and reason for a selection of claimed items; each item is its own transaction and
-    gets its own audit row, and one refused item does not undo the others."""
-    DecisionInput(decision=decision, reason_code=reason_code, reason=reason).validate()
+    gets its own audit row, and one refused item does not undo the others. The 两病 choice applies to
+    every item exactly as in ``review_decide`` (an item it cannot apply to fails, with its reason)."""
+    DecisionInput(decision=decision, reason_code=reason_code, reason=reason, two_diseases=two_diseases).validate()
     if not item_ids:
         raise InvalidInput(_("Select at least one item."), details={"field": "items"})
     if len(item_ids) > 200:
@@ -562,7 +585,14 @@ def review_decide_bulk(
     result = BulkResult()
     for item_id in dict.fromkeys(item_ids):
         try:
-            review_decide(item_id=item_id, actor=actor, decision=decision, reason_code=reason_code, reason=reason)
+            review_decide(
+                item_id=item_id,
+                actor=actor,
+                decision=decision,
+                reason_code=reason_code,
+                reason=reason,
+                two_diseases=two_diseases,
+            )
         except DomainError as exc:
             result.failed.append({"item": item_id, "code": exc.code, "message": str(exc.message)})
         else:
@@ -586,10 +616,13 @@ def application_approve_immediately(*, application_id: int, actor: Any, reason: 
         application = lock_application(application_id)
         if institution.pk not in (application.filing_institution_id, application.treating_institution_id):
             raise NotPermitted(_("The application was not filed at or treated by your institution."))
-        if application.disease.review_mode != ReviewMode.IMMEDIATE:
+        # The catalogue's review mode, or the immediate list of the policy governing the application's region.
+        if not application.review_is_immediate():
             raise TransitionRefused(
-                _("%(disease)s is reviewed in the monthly batch, not on the spot.") % {"disease": application.disease},
+                _("%(disease)s is reviewed in the monthly batch in %(region)s, not on the spot.")
+                % {"disease": application.disease, "region": application.region},
                 code="not_immediate",
+                details={"region": application.region.code},
             )
         if application.state != State.DIAGNOSED:
             raise TransitionRefused(
@@ -614,3 +647,24 @@ def application_approve_immediately(*, application_id: int, actor: Any, reason: 
             immediate=True,
             audit=AuditFields(reason=reason.strip(), stage=Stage.IMMEDIATE, details={"round": round_}),
         )
+
+
+# ---------------------------------------------------------------------------
+# An application the system closed (status events) leaves the queue
+# ---------------------------------------------------------------------------
+
+
+def review_items_close_for(*, application: Application, from_state: str) -> int:
+    """Registered in enrollment.services.APPLICATION_CLOSED_HOOKS (reviews/apps.py): the pending item of
+    an application closed while in review is closed too, and its batch may close."""
+    if from_state != State.IN_REVIEW:
+        return 0
+    batch_ids = list(
+        ReviewItem.objects.filter(application=application, outcome=Outcome.PENDING).values_list("batch_id", flat=True)
+    )
+    closed = ReviewItem.objects.filter(application=application, outcome=Outcome.PENDING).update(
+        outcome=Outcome.WITHDRAWN, decided_at=timezone.now(), claimed_by=None, lease_expires_at=None
+    )
+    for batch_id in batch_ids:
+        transaction.on_commit(lambda batch_id=batch_id: batch_close_if_done(batch_id=batch_id))
+    return closed

@@ -146,6 +146,7 @@ def queue_decide(request: HttpRequest) -> HttpResponse:
                 decision=cleaned["decision"],
                 reason_code=cleaned["reason_code"],
                 reason=cleaned["reason"],
+                two_diseases=cleaned["two_diseases"],
             )
             decided, failed = len(result.decided), result.failed
     except DomainError as error:

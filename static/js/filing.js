@@ -11,6 +11,7 @@
   var checklist = document.getElementById("checklist");
   var disease = form.querySelector("[name=disease]");
   var region = form.querySelector("[name=insured_region]");
+  var treating = form.querySelector("[name=treating_institution]");
   var lastNumber = null;
   var timer = null;
 
@@ -54,6 +55,7 @@
     params.set("id_number", idInput.value);
     if (disease.value) params.set("disease", disease.value);
     if (region && region.value) params.set("insured_region", region.value);
+    if (treating && treating.value) params.set("treating_institution", treating.value);
     form.querySelectorAll("select[name$=doc_type]").forEach(function (select) {
       var file = form.querySelector("[name=" + select.name.replace("doc_type", "file") + "]");
       if (file && file.files && file.files.length && select.value) params.append("doc_type", select.value);
@@ -92,18 +94,27 @@
   idInput.addEventListener("input", schedule);
   form.addEventListener("change", schedule);
 
-  // Disease search: narrows the list by code or name as the clerk types.
+  // Disease search: narrows the list by code, name or alias as the clerk types. The typed text is
+  // folded like enrollment.selectors.disease_name_key (full-width → half-width, no whitespace, upper
+  // case, one final 病/症 dropped: 高血压病 finds 高血压) and looked for in each option's data-search,
+  // the server's code and folded names and aliases of the disease.
+  function searchKey(value) {
+    var key = (value.normalize ? value.normalize("NFKC") : value).replace(/\s+/g, "").toUpperCase();
+    if (key.length > 1 && /[病症]$/.test(key)) key = key.slice(0, -1);
+    return key;
+  }
   var search = document.getElementById("disease-search");
   if (search) {
     var all = Array.prototype.slice.call(disease.options).map(function (o) {
-      return { value: o.value, label: o.textContent, selected: o.selected };
+      var terms = o.getAttribute("data-search") || searchKey(o.textContent);
+      return { value: o.value, label: o.textContent, selected: o.selected, search: terms };
     });
     search.addEventListener("input", function () {
-      var q = search.value.trim().toLowerCase();
+      var q = searchKey(search.value);
       var current = disease.value;
       disease.replaceChildren();
       all.forEach(function (o) {
-        if (!o.value || !q || o.label.toLowerCase().indexOf(q) !== -1) {
+        if (!o.value || !q || o.search.indexOf(q) !== -1) {
           var opt = new Option(o.label, o.value, false, o.value === current);
           disease.add(opt);
         }

@@ -70,7 +70,8 @@ def test_pending_renewal_keeps_covering_provisionally_past_the_end(world):
     assert answer.enrollment == old and answer.pending_renewal == renewal
     # Inside the period nothing is provisional.
     assert not covered(old, D(2029, 3, 14)).provisional
-    # Rejected: no more coverage after the end, and the sweep expires the old enrollment.
+    # Rejected after the end: the provisional days already given stay covered (复审期间待遇照常), the
+    # old enrollment ends on the decision date, and nothing after it is covered.
     from django.db import transaction
 
     from tests.enrollment.validity_helpers import diagnose
@@ -88,10 +89,15 @@ def test_pending_renewal_keeps_covering_provisionally_past_the_end(world):
                 reason_code="criteria_not_met",
                 reason="",
             )
-    assert not covered(old, D(2029, 3, 20)).covered
-    sweep(D(2029, 3, 23))
+            services.renewal_closed(renewal=renewal, actor=world.reviewer)  # as the review service does
+    honoured = covered(old, D(2029, 3, 20))
+    assert (honoured.covered, honoured.provisional, honoured.reason) == (True, True, "provisional_honoured")
+    assert covered(old, D(2029, 3, 22)).covered
+    assert not covered(old, D(2029, 3, 23)).covered
     old.refresh_from_db()
-    assert old.state == "expired"
+    assert (old.state, old.ended_on) == ("expired", D(2029, 3, 22))
+    sweep(D(2029, 3, 23))
+    assert covered(old, D(2029, 3, 20)).covered
 
 
 def test_other_disease_or_person_is_not_covered(world):

@@ -58,6 +58,7 @@ def test_running_twice_changes_nothing_the_second_time(world):
 
 
 def test_catches_up_after_missed_days_with_one_audit_row_per_change(world):
+    PolicyFactory(region=world.region, grace_days=0)  # expiry the day after valid_until
     long_ago = enrol(world, on=D(2026, 1, 10))  # until 2029-01-09
     in_window = enrol(world, on=D(2026, 6, 1))  # until 2029-05-31
     untouched = enrol(world, on=D(2027, 6, 1))
@@ -112,6 +113,7 @@ def test_run_sweep_command_for_a_date(world):
 
 
 def test_beat_task_runs_the_sweep_for_today(world):
+    PolicyFactory(region=world.region, grace_days=0)  # expiry the day after valid_until
     enrollment = enrol(world, on=D(2026, 3, 15))
     with at(D(2029, 3, 15), hour=1):
         summary = tasks.sweep_validity.apply().get()
@@ -147,6 +149,7 @@ def test_a_crash_mid_chunk_leaves_no_partial_chunk_and_a_rerun_finishes(world, m
 
 
 def test_expire_from_either_covering_state_records_each_source(world):
+    PolicyFactory(region=world.region, grace_days=0)  # expiry the day after valid_until
     expiring = enrol(world, on=D(2026, 1, 10))  # until 2029-01-09
     approved = enrol(world, on=D(2026, 6, 10))  # until 2029-06-09
     sweep(D(2028, 12, 1))  # only the first is inside its renewal window

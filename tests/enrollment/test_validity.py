@@ -219,7 +219,7 @@ def test_renewal_filed_in_time_but_approved_after_grace_still_continues(world):
     _assert_continues(old, new)
 
 
-def test_renewal_filed_after_grace_is_a_new_application_starting_on_approval(world):
+def test_renewal_filed_after_grace_is_a_new_application_starting_on_filing(world):
     PolicyFactory(region=world.region, grace_days=10)
     old = enrol(world, on=D(2026, 3, 15))  # until 2029-03-14, grace to 2029-03-24
     sweep(D(2029, 3, 25))
@@ -231,12 +231,14 @@ def test_renewal_filed_after_grace_is_a_new_application_starting_on_approval(wor
     assert filed.icd10_code == "I10"  # diagnosis still carried forward
     with at(D(2029, 4, 20)):
         new = approve(world, filed)
-    assert (new.valid_from, new.valid_until) == (D(2029, 4, 20), D(2032, 4, 19))
+    # A new application: the default benefit start is its filing date, not the decision.
+    assert (new.valid_from, new.valid_until) == (D(2029, 4, 2), D(2032, 4, 1))
     old.refresh_from_db()
     assert old.state == State.EXPIRED
 
 
 def test_renewal_past_grace_before_the_sweep_ran_is_also_new(world):
+    PolicyFactory(region=world.region, grace_days=0)
     old = enrol(world, on=D(2026, 3, 15))  # grace 0: lapsed from 2029-03-15
     with at(D(2029, 3, 20)):
         filed = services.application_renew(application_id=old.pk, actor=world.clerk)

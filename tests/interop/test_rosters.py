@@ -135,22 +135,25 @@ def test_commit_registers_persons_fills_the_worklist_and_accounts_for_every_line
     assert set(roster.rows.values_list("line", flat=True)) == set(range(2, 19))
     assert entries(roster) == EXPECTED
     assert roster.counts["by_action"] == {
-        RowAction.NOT_WRITTEN: 6,  # lines 3, 5, 12, 13, 17, 18: the person data are invalid
-        RowAction.PERSON_REGISTERED: 8,
+        # Every invalid row: lines 3, 5, 12, 13, 17, 18 (person data), 4 and 10 (the only condition is
+        # unknown or ambiguous), 6 (a duplicate of line 2).
+        RowAction.NOT_WRITTEN: 9,
+        RowAction.PERSON_REGISTERED: 5,
         RowAction.FILING_CREATED: 6,
         RowAction.FILING_EXISTS: 0,
     }
     actions = {(r.line, r.declared): r.action for r in roster.rows.all()}
-    person_invalid = {"invalid_id_number", "unknown_region", "unknown_support_category", "missing_name"}
-    for key, (status, code) in EXPECTED.items():
-        if code in person_invalid | {"region_out_of_scope"}:
+    for key, (status, _code) in EXPECTED.items():
+        if status == RowStatus.INVALID:
             assert actions[key] == RowAction.NOT_WRITTEN, key
         elif status == RowStatus.ELIGIBLE:
             assert actions[key] == RowAction.FILING_CREATED, key
         else:
             assert actions[key] == RowAction.PERSON_REGISTERED, key
-    # New persons: lines 2, 4, 9, 10, 11, 15 (six); existing ones were updated, not duplicated.
-    assert Person.objects.count() == persons_before + 6
+    # New persons: lines 2, 9, 11, 15 (four); lines 4 and 10 declare nothing usable and are not
+    # registered; existing persons were updated, not duplicated.
+    assert Person.objects.count() == persons_before + 4
+    assert not Person.objects.filter(id_number__in=[facts["new"][2], facts["new"][5]]).exists()
     assert Application.objects.count() == applications_before
     filings = AssistedFiling.objects.filter(state=FilingState.OPEN)
     assert filings.count() == 6

@@ -16,7 +16,7 @@ from enrollment.models import Application, ApplicationKind, AuditEntry, State
 from reviews import selectors
 from reviews import services as review_services
 from reviews.models import BatchState, Outcome, ReviewBatch, ReviewItem, StageDecision
-from tests.reviews.helpers import add_role, assemble, claim_and_decide, diagnosed, item_of, reviewer
+from tests.reviews.helpers import FEBRUARY, add_role, assemble, claim_and_decide, diagnosed, item_of, reviewer
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,7 @@ def test_single_stage_approval_approves_the_application_and_closes_the_batch(wor
 
     application.refresh_from_db()
     assert application.state == State.APPROVED
-    assert application.valid_from == timezone.localdate()
+    assert application.valid_from == FEBRUARY.date()  # the default benefit start: the filing date
     assert application.valid_until is not None
     entry = AuditEntry.objects.filter(application=application).order_by("-id").first()
     assert (entry.transition, entry.from_state, entry.to_state, entry.actor) == (
@@ -298,7 +298,7 @@ def test_batch_counts_for_the_batch_page(world):
     review_services.review_decide(item_id=item_of(special).pk, actor=world.reviewer, decision="approve")
     with time_machine.travel(timezone.now() + dt.timedelta(days=10)):
         counts = selectors.batch_counts(ReviewBatch.objects.get(pk=batch.pk))
-    assert counts["by_outcome"] == {"pending": 2, "approved": 1, "rejected": 1, "returned": 0}
+    assert counts["by_outcome"] == {"pending": 2, "approved": 1, "rejected": 1, "returned": 0, "withdrawn": 0}
     assert counts["pending_by_stage"] == {"initial_review": 1, "recheck": 1}
     by_disease = {row["code"]: row for row in counts["by_disease"]}
     assert by_disease["M03900"]["approved"] == 1 and by_disease["M03900"]["pending"] == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.utils import timezone
 
 from enrollment import roles
 from enrollment.errors import NotPermitted, RuleViolation, TransitionRefused
@@ -11,7 +10,7 @@ from enrollment.models import Application, AuditEntry, State
 from reviews import services as review_services
 from reviews.models import StageDecision
 from tests.factories import staff_user
-from tests.reviews.helpers import add_role, assemble, diagnosed
+from tests.reviews.helpers import FEBRUARY, add_role, assemble, diagnosed
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +22,7 @@ def test_officer_approves_an_immediate_mode_disease_without_a_batch(world):
     )
     application.refresh_from_db()
     assert application.state == State.APPROVED
-    assert application.valid_from == timezone.localdate()
+    assert application.valid_from == FEBRUARY.date()  # the default benefit start: the filing date
     assert application.valid_until is None  # dialysis is long-term
     entry = AuditEntry.objects.filter(application=application).order_by("-id").first()
     assert (entry.transition, entry.from_state, entry.to_state, entry.actor, entry.stage, entry.batch_id) == (

@@ -81,6 +81,9 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/api/v1/institutions/{code}/"): ANY_STAFF,
     ("GET", "/api/v1/persons/"): ANY_STAFF,
     ("POST", "/api/v1/persons/"): allow("clinic", "clinic_other", "physician", "officer", "admin"),
+    # A person's dated status: recorded by the insurance office, read by it and the reviewers.
+    ("GET", "/api/v1/persons/{pk}/status-events/"): allow("reviewer", "reviewer_other", "officer", "admin"),
+    ("POST", "/api/v1/persons/{pk}/status-events/"): allow("officer", "admin"),
     ("GET", "/api/v1/coverage/"): ANY_STAFF,
     # --- API: applications ---------------------------------------------------------------------
     ("GET", "/api/v1/applications/"): ANY_STAFF,
@@ -335,6 +338,7 @@ def _make_world_objects(world: Any) -> dict[str, Objects]:
         # Bring it inside the renewal window (fixture data: the sweep is not under test here).
         Application.objects.filter(pk=approved.pk).update(valid_until=today + dt.timedelta(days=30))
         side_values: dict[str, Any] = {
+            "person": person,
             "application": application,
             "institution": institution,
             "approved": approved,
@@ -371,6 +375,7 @@ def _make_world_objects(world: Any) -> dict[str, Objects]:
     for side, values in per_side.items():
         objects[side] = Objects(
             {
+                "person": values["person"].pk,
                 "application": values["application"].pk,
                 "approved": values["approved"].pk,
                 "returned": values["returned"].pk,
@@ -409,6 +414,7 @@ PK_KIND = [
     ("/worklist/{pk}/dismiss/", "filing"),
     ("/api/v1/assisted-filings/", "filing"),
     ("/api/v1/catalogue-imports/", "catalogue"),
+    ("/api/v1/persons/", "person"),
 ]
 # Routes whose objects belong to an institution or region (called with the other side's too).
 SCOPED_KINDS = {"application", "approved", "returned", "batch", "item", "document", "reminder", "roster", "filing"}
@@ -484,6 +490,12 @@ def bodies(world: Any, same: Objects) -> dict[tuple[str, str], Any]:
             "id_number": newcomer.id_number,
             "disease": "M05300",
             "treating_institution": world.county.code,
+        },
+        # Dated far ahead: recorded (the permission is what is under test) without changing today's status.
+        ("POST", "/api/v1/persons/{pk}/status-events/"): {
+            "kind": "insurance_suspended",
+            "effective_date": "2099-01-01",
+            "reference": "matrix-1",
         },
         ("POST", "/api/v1/applications/{pk}/diagnose/"): {"icd10_code": "I10", "diagnosis_date": "2026-01-05"},
         ("POST", "/api/v1/applications/{pk}/documents/"): lambda: {

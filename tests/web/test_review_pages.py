@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from enrollment import services
+from enrollment import report_selectors, services
 from enrollment.models import Application, State
 from enrollment.periods import period_key
 from reviews import services as review_services
 from reviews.models import ReviewItem
+from tests.reviews.helpers import MARCH_2
 from tests.web.conftest import diagnose, file_application
 
 pytestmark = pytest.mark.django_db
@@ -27,10 +29,14 @@ def run_batch(world: Any) -> Any:
     )
 
 
-@pytest.fixture
-def batch(world: Any) -> Any:
+def diagnose_three(world: Any) -> None:
     for _ in range(3):
         diagnose(world, file_application(world))
+
+
+@pytest.fixture
+def batch(world: Any) -> Any:
+    diagnose_three(world)
     return run_batch(world)
 
 
@@ -122,7 +128,16 @@ def test_batch_pages(world: Any, client_for: Any, batch: Any) -> None:
 # -- reports --------------------------------------------------------------------------------------------
 
 
-def test_reports_for_admins_with_charts_and_csv(world: Any, client_for: Any, batch: Any) -> None:
+# The clock stands still on 2 March 2026 (Asia/Shanghai) from before the fixtures run: the marker's fixture
+# is set up first. Not the 1st of a month on purpose — approved on the 1st, a 36-month period ends inside a
+# 36-month report window (tests/enrollment/test_report_month_edges.py covers that day).
+@pytest.mark.time_machine(MARCH_2, tick=False)
+def test_reports_for_admins_with_charts_and_csv(world: Any, client_for: Any, time_machine: Any) -> None:
+    assert timezone.localdate() == dt.date(2026, 3, 2)
+    assert world.admin.date_joined == MARCH_2  # the fixtures ran on the pinned clock too
+    diagnose_three(world)
+    time_machine.shift(dt.timedelta(minutes=1))  # assemble after the diagnoses: the batch cutoff is exclusive
+    run_batch(world)
     reviewer = client_for(world.reviewer)
     reviewer.post(reverse("review-claim"), {"count": 3})
     ids = list(ReviewItem.objects.filter(claimed_by=world.reviewer).values_list("pk", flat=True))
@@ -142,6 +157,11 @@ def test_reports_for_admins_with_charts_and_csv(world: Any, client_for: Any, bat
     assert tables["time_to_decision"].rows == [
         {"month": month, "decided": 3, "within_7": 3, "within_30": 0, "within_60": 0, "over_60": 0}
     ]
+    # Approved on 2 March 2026, the periods end in March 2029 (1 March from the filing or decision date,
+    # 31 March from the 1st of next month): the 37th calendar month counting March 2026 as the first.
+    approved = Application.objects.filter(state=State.APPROVED)
+    assert approved.count() == 2
+    assert {a.valid_until.strftime("%Y-%m") for a in approved} == {"2029-03"}
     expiry_month = tables["expiring"].rows
     assert expiry_month == []  # 36 months ahead: beyond the 12-month window
     body = page.content.decode()
@@ -155,6 +175,10 @@ def test_reports_for_admins_with_charts_and_csv(world: Any, client_for: Any, bat
     wide = client.get(reverse("reports"), {"months": "36"})
     assert wide.context["months"] == 36
     assert {t.key: t for t, _c in wide.context["tables"]}["expiring"].values("expiring") == []
+    # ... and only just: one calendar month more (past the page's 36-month cap) shows both of them.
+    assert report_selectors.expiring_per_month(world.admin, months=37).rows == [
+        {"month": "2029-03", "expiring": 2, "renewal_filed": 0}
+    ]
 
 
 def test_reports_expiring_per_month(world: Any, client_for: Any, approved: Any) -> None:

@@ -455,7 +455,9 @@ def test_filing_check_json(world: Any, client_for: Any) -> None:
     assert known["person"]["name"] == "李四"
     assert [c["code"] for c in known["checks"]] == [
         "valid_id_number",
+        "not_insured",
         "disease_not_available",
+        "outside_province",
         "duplicate_disease",
         "mutually_exclusive",
         "limit_reached",

@@ -22,7 +22,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--period", help="YYYY-MM; default the current month (Asia/Shanghai).")
-        parser.add_argument("--region", help="6-digit region code; default every region with diagnosed applications.")
+        parser.add_argument(
+            "--region", help="6- or 9-digit (township) region code; default every region with diagnosed applications."
+        )
         parser.add_argument(
             "--queue", action="store_true", help="Send the work to the Celery 'batch' queue instead of running here."
         )
