@@ -446,7 +446,8 @@ def person_standing(*, person: Person, on: dt.date | None = None) -> PersonStatu
 
 
 def categories_held(*, person: Person, on: dt.date | None = None) -> list[str]:
-    return categories_on(status_facts(person=person), on or timezone.localdate())
+    """The support categories the person holds on ``on`` (default today), in one query."""
+    return categories_for_persons([person.pk], on or timezone.localdate()).get(person.pk, [])
 
 
 def categories_for_persons(person_ids: list[int], on: dt.date) -> dict[int, list[str]]:

@@ -404,7 +404,10 @@ def _replace_categories(
     *, person: Person, categories: list[str], as_of: dt.date, source: str, reference: str, actor: Any
 ) -> dict[str, list[str]]:
     """From ``as_of`` the person holds exactly ``categories``: others end the day before, new ones start."""
-    held = {row.category for row in _open_on(person, as_of) if row.valid_from <= as_of}
+    open_rows = list(_open_on(person, as_of))
+    held = {row.category for row in open_rows if row.valid_from <= as_of}
+    if held == set(categories) and all(row.valid_from <= as_of for row in open_rows):
+        return {"added": [], "ended": []}  # the list already holds: nothing to record (a roster sent again)
     dropped = sorted(held - set(categories))
     _end_categories(
         person=person,

@@ -410,3 +410,32 @@ def test_task_runs_once_and_a_dead_workers_phase_is_taken_over(world, eager_cele
     run_roster_import.delay(roster.pk)  # delivered twice: the second finds nothing to do
     roster.refresh_from_db()
     assert roster.state == ImportState.VALIDATED and roster.rows.count() == 1 and roster.heartbeat_at is None
+
+
+def test_a_roster_replaces_support_categories_as_of_its_date_instead_of_merging(world):
+    import time_machine
+
+    from enrollment import person_services, selectors
+    from enrollment.models import PersonCategory
+    from tests.enrollment.validity_helpers import SHANGHAI
+
+    person = world.person()
+    person_services.person_categories_replace(
+        person=person,
+        categories=["minimum_living", "orphan"],
+        as_of=dt.date(2026, 1, 1),
+        source="office",
+        reference="list-1",
+        actor=world.officer,
+    )
+    content = csv_bytes([[person.id_number, person.name, "530100", "", "监测对象", "M03900"]])
+    with time_machine.travel(dt.datetime(2026, 4, 1, 10, tzinfo=SHANGHAI), tick=False):
+        run_import(content, world.admin, commit=True)
+    person.refresh_from_db()
+    assert person.support_categories == ["monitored"]  # replaced, not merged with the older list
+    ended = PersonCategory.objects.get(person=person, category="minimum_living")
+    assert ended.valid_until == dt.date(2026, 3, 31)
+    answer = selectors.coverage_on(person=person, disease=world.hypertension, on=dt.date(2026, 3, 31))
+    assert answer.support_categories == ["minimum_living", "orphan"]  # the day before the roster: the old list
+    answer = selectors.coverage_on(person=person, disease=world.hypertension, on=dt.date(2026, 4, 1))
+    assert answer.support_categories == ["monitored"]

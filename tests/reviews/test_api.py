@@ -98,6 +98,32 @@ def test_reject_with_two_diseases_through_the_api(world, batch):
     assert Application.objects.get(pk=fallback).state == State.APPROVED
 
 
+def test_bulk_reject_with_two_diseases_through_the_api(world, batch):
+    """The bulk path applies the 两病 choice exactly like the single one (issue: it used to drop it)."""
+    client = client_for(world.reviewer)
+    client.post("/api/v1/queue/claim/", {"count": 10}, format="json")
+    hypertension = list(ReviewItem.objects.filter(application__disease=world.hypertension).values_list("pk", flat=True))
+    renal = ReviewItem.objects.get(application__disease=world.renal).pk
+    response = client.post(
+        "/api/v1/review-items/bulk-decide/",
+        {
+            "items": [*hypertension, renal],
+            "decision": "reject",
+            "reason_code": "criteria_not_met",
+            "reason": "未达门慢标准",
+            "two_diseases": True,
+        },
+        format="json",
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["decided"] == hypertension
+    assert [(f["item"], f["code"]) for f in body["failed"]] == [(renal, "two_diseases_not_applicable")]
+    persons = ReviewItem.objects.filter(pk__in=hypertension).values_list("application__person", flat=True)
+    fallbacks = Application.objects.filter(person__in=list(persons), kind="two_diseases", state=State.APPROVED)
+    assert fallbacks.count() == len(hypertension) == 3
+
+
 def test_errors_use_the_core_format_and_statuses(world, batch):
     item = ReviewItem.objects.filter(application__disease=world.renal).get()
     client = client_for(world.reviewer)

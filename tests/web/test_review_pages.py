@@ -89,6 +89,26 @@ def test_bulk_reject_needs_reason_and_keeps_selection(world: Any, client_for: An
     assert states == {State.REJECTED}
 
 
+def test_bulk_reject_applies_the_two_diseases_choice(world: Any, client_for: Any, batch: Any) -> None:
+    client = client_for(world.reviewer)
+    client.post(reverse("review-claim"), {"count": 3})
+    ids = list(ReviewItem.objects.filter(claimed_by=world.reviewer).values_list("pk", flat=True))
+    response = client.post(
+        reverse("review-decide"),
+        {
+            "items": ids,
+            "decision": "reject",
+            "reason_code": "criteria_not_met",
+            "reason": "血压未达门慢标准",
+            "two_diseases": "on",
+        },
+    )
+    assert response.status_code == 302
+    persons = Application.objects.filter(review_items__pk__in=ids).values_list("person", flat=True)
+    fallbacks = Application.objects.filter(person__in=list(persons), kind="two_diseases", state=State.APPROVED)
+    assert fallbacks.count() == len(ids) == 3
+
+
 def test_deciding_an_item_not_claimed_is_refused(world: Any, client_for: Any, batch: Any) -> None:
     item = ReviewItem.objects.first()
     response = client_for(world.reviewer).post(reverse("review-decide"), {"items": [item.pk], "decision": "approve"})
