@@ -1065,6 +1065,10 @@ class Reminder(models.Model):
 class AccessPurpose(models.TextChoices):
     PERSON_LOOKUP = "person_lookup", _("person looked up by full ID number")
     APPLICATION_DETAIL = "application_detail", _("application shown with the full ID number")
+    DOCUMENT_VIEW = "document_view", _("diagnosis document opened")
+    EXPORT_FULL_ID = "export_full_id", _("export with full ID numbers")
+    COVERAGE_QUERY = "coverage_query", _("coverage of a person queried")
+    PERSON_CHANGE = "person_change", _("person's record changed")
 
 
 class PersonalDataAccess(models.Model):
