@@ -7,6 +7,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PORT ?= 8000
 DEMO_PASSWORD ?= demo-pass-2026
+# The demo's national-platform link points at the simulator the Procfile starts (docs/platform.md). Set PLATFORM_URL
+# (and the sender settings) to use a province's test node instead, or `make run PLATFORM_URL=` to switch it off.
+PLATFORM_SIMULATOR_PORT ?= 8090
+PLATFORM_URL ?= http://127.0.0.1:$(PLATFORM_SIMULATOR_PORT)/
+PLATFORM_FIXMEDINS_CODE ?= P53012400001
+PLATFORM_FIXMEDINS_NAME ?= 富民县医疗保障局
+PLATFORM_INSU_ADMDVS ?= 530124
+PLATFORM_ENV = PLATFORM_URL='$(PLATFORM_URL)' PLATFORM_SIMULATOR_PORT='$(PLATFORM_SIMULATOR_PORT)' \
+	PLATFORM_FIXMEDINS_CODE='$(PLATFORM_FIXMEDINS_CODE)' PLATFORM_FIXMEDINS_NAME='$(PLATFORM_FIXMEDINS_NAME)' \
+	PLATFORM_INSU_ADMDVS='$(PLATFORM_INSU_ADMDVS)'
 
 .PHONY: run test install lint check-services clean browser messages
 
@@ -22,13 +32,14 @@ install: $(STAMP)
 run: install
 	mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo --password '$(DEMO_PASSWORD)'
+	$(PLATFORM_ENV) $(BIN)/python manage.py seed_demo --password '$(DEMO_PASSWORD)'
 	@echo
 	@echo "  Web:      http://127.0.0.1:$(PORT)/        (API docs: http://127.0.0.1:$(PORT)/api/docs/)"
 	@echo "  Admin:    http://127.0.0.1:$(PORT)/admin/  (user admin)"
-	@echo "  Starting web server, Celery worker and beat; Ctrl-C stops all three."
+	@echo "  Platform: $(if $(PLATFORM_URL),$(PLATFORM_URL),off)  (national platform simulator on port $(PLATFORM_SIMULATOR_PORT); docs/platform.md)"
+	@echo "  Starting web server, Celery worker, beat and the platform simulator; Ctrl-C stops all four."
 	@echo
-	PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	PORT=$(PORT) $(PLATFORM_ENV) $(BIN)/honcho start -f Procfile
 
 # The end-to-end tests drive Debian's headless Chromium; a Chinese font makes the screenshots legible.
 BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-zenhei

@@ -247,10 +247,12 @@ def _rows(
                 diagnosis_date = diagnosed_at.date()
             termination = ""
             if state in ("approved", "expiring", "expired", "renewed", "terminated"):
+                # Some covering rows are past their end by more than the default 60 grace days (the sweep's
+                # expiry work) and some inside the grace (still expiring).
                 if state == "approved":
-                    valid_until = today + dt.timedelta(days=rng.randint(-60, 1095))
+                    valid_until = today + dt.timedelta(days=rng.randint(-120, 1095))
                 elif state == "expiring":
-                    valid_until = today + dt.timedelta(days=rng.randint(-10, 180))
+                    valid_until = today + dt.timedelta(days=rng.randint(-90, 180))
                 else:
                     valid_until = today - dt.timedelta(days=rng.randint(1, 900))
                 valid_from = _add_months(valid_until, -(months or 36))

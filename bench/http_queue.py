@@ -213,11 +213,11 @@ def main() -> None:
     common.setup_django()
     from django.contrib.auth import get_user_model
     from django.utils import timezone
-    from rest_framework.authtoken.models import Token
 
     from bench import batch
     from enrollment.periods import period_key
     from enrollment.services import get_system_user
+    from enrollment.token_services import api_token_issue
 
     counts = common.table_counts()
     mark = batch.marks()
@@ -230,7 +230,7 @@ def main() -> None:
     )
     common.vacuum_analyze("reviews_reviewitem", "enrollment_application")
     reviewers = get_user_model().objects.filter(username__startswith="bench-reviewer-").order_by("username")
-    tokens = [Token.objects.get_or_create(user=user)[0].key for user in reviewers]
+    tokens = [api_token_issue(user=user, name="bench").key for user in reviewers]
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.http_settings", "DEBUG": "0", "LOG_LEVEL": "WARNING"}
     env.setdefault("DB_CONN_MAX_AGE", "60")
     server = subprocess.Popen(
@@ -273,7 +273,7 @@ def main() -> None:
             )
         if args.filing_persons:
             clinic = get_user_model().objects.get(username="bench-clinic")
-            clinic_token = Token.objects.get_or_create(user=clinic)[0].key
+            clinic_token = api_token_issue(user=clinic, name="bench").key
             hospital = clinic.profile.institution.region.institutions.get(code__endswith="-H").code
             numbers = iter(filing_persons(args.filing_persons))
             counter_lock = threading.Lock()

@@ -15,6 +15,8 @@ APPLICATION_ID = {"path.id": "$response.body#/id"}
 LINKS: dict[tuple[str, str, str], dict[str, tuple[str, dict[str, str] | None, dict[str, str] | None]]] = {
     ("/api/v1/persons/", "post", "201"): {
         "LookUpPerson": ("v1_persons_list", {"query.id_number": "$response.body#/id_number"}, None),
+        "LookUpPersonByPost": ("v1_persons_lookup_create", None, {"id_number": "$response.body#/id_number"}),
+        "QueryCoverage": ("v1_coverage_create", None, {"id_number": "$response.body#/id_number"}),
         "FileApplication": ("v1_applications_create", None, {"id_number": "$response.body#/id_number"}),
     },
     ("/api/v1/applications/", "post", "201"): {

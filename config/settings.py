@@ -75,7 +75,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # its table only: migration enrollment 0010 moved the keys into ApiToken
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "enrollment",
     "reviews",
     "interop",
+    "nhsa",
 ]
 
 MIDDLEWARE = [
@@ -91,6 +92,10 @@ MIDDLEWARE = [
     # Static files (app CSS/JS, Swagger UI, admin) are served by the application itself: no CDN, no
     # separate web server needed. In production run `manage.py collectstatic` after each deploy.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Issue 18: `Cache-Control: no-store` on /api/ and logged-in responses (outermost after the static files, so
+    # it sees every view's own caching); then a NUL character in any text input is a 400 before anything reads it.
+    "config.cache_control.NoStoreMiddleware",
+    "config.input_guard.RejectNulInputMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -174,9 +179,21 @@ DOCUMENT_MAX_BYTES = env_int("DOCUMENT_MAX_BYTES", 10 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
+# Idempotency-Key (issue 18 item 4): a key whose first request has been "in progress" this long is taken as
+# abandoned (its process died before it could answer) and may be used again. Keep it above the longest request.
+IDEMPOTENCY_IN_PROGRESS_SECONDS = env_int("IDEMPOTENCY_IN_PROGRESS_SECONDS", 120)
+
+# API tokens (enrollment.models.ApiToken, issue 18 item 8): each lives this long after it is issued, and a
+# password change or deactivation revokes it. 24 h: a leaked token is worth one day at most, yet a day's work or
+# a nightly job runs on one token; a client that needs another asks POST /api/v1/auth/token/ again.
+API_TOKEN_LIFETIME_HOURS = env_int("API_TOKEN_LIFETIME_HOURS", 24)
+if API_TOKEN_LIFETIME_HOURS < 1:
+    raise ImproperlyConfigured("API_TOKEN_LIFETIME_HOURS must be at least 1.")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "enrollment.authentication.TokenAuthentication",  # DRF's, with the staff profile in the same query
+        # Hashed, expiring tokens (enrollment.models.ApiToken), with the staff profile in the same query.
+        "enrollment.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -185,6 +202,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "enrollment.api_support.StandardPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "enrollment.api_support.exception_handler",
+    # DRF's three, with a nesting limit on JSON (config.input_guard: too deep is a 400, not a RecursionError).
+    "DEFAULT_PARSER_CLASSES": [
+        "config.input_guard.DepthLimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -234,6 +257,7 @@ CELERY_TASK_ROUTES = {
     "reviews.tasks.*": {"queue": "batch"},
     "enrollment.tasks.sweep_*": {"queue": "batch"},
     "enrollment.tasks.send_*": {"queue": "reminders"},
+    "nhsa.tasks.*": {"queue": "default"},
 }
 # Beat only scans the database; it never schedules far-future ETA tasks (DESIGN §7).
 CELERY_BEAT_SCHEDULE = {
@@ -241,6 +265,13 @@ CELERY_BEAT_SCHEDULE = {
     "monthly-review-batches": {
         "task": "reviews.tasks.assemble_due_batches",
         "schedule": crontab(hour=2, minute=0),
+    },
+    # A batch a dead worker left half-assembled (no chunk for REVIEW_BATCH_RESUME_AFTER_MINUTES) is sent again,
+    # instead of waiting for Redis to redeliver the killed task after its visibility timeout (an hour): resumed
+    # within 10 + 5 = 15 minutes of its last chunk.
+    "resume-stalled-batches": {
+        "task": "reviews.tasks.resume_stalled_batches",
+        "schedule": crontab(minute="*/5"),
     },
     "daily-validity-sweep": {
         "task": "enrollment.tasks.sweep_validity",
@@ -252,10 +283,50 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute="*/10"),
     },
 }
+# The national platform outbox (docs/platform.md): due and stale messages every minute; 5301 nightly.
+CELERY_BEAT_SCHEDULE["platform-outbox"] = {"task": "nhsa.tasks.deliver_due", "schedule": crontab(minute="*")}
+CELERY_BEAT_SCHEDULE["platform-reconcile"] = {
+    "task": "nhsa.tasks.reconcile_all",
+    "schedule": crontab(hour=3, minute=30),
+}
+# Delivery attempts of one platform message before it is left failed for an officer (back-off 1, 2, 4 … 60 min),
+# and how long a row may stay "sending" before beat counts its worker as dead and sends it again (same msgid).
+PLATFORM_MAX_ATTEMPTS = env_int("PLATFORM_MAX_ATTEMPTS", 20)
+PLATFORM_SENDING_STALE_SECONDS = env_int("PLATFORM_SENDING_STALE_SECONDS", 300)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# Roster imports (issue 18 item 6): the upload request only stores the file; the Celery task reads it, with
+# these bounds. More rows (after the header; empty rows do not count) fail the import ("split the file");
+# reading the file may take ROSTER_READ_SECONDS, a whole phase (dry run or commit) ROSTER_TASK_SECONDS
+# (the task's soft time limit; the worker process is killed a minute later if it is still busy).
+ROSTER_MAX_ROWS = env_int("ROSTER_MAX_ROWS", 200_000)
+ROSTER_READ_SECONDS = env_int("ROSTER_READ_SECONDS", 120)
+ROSTER_TASK_SECONDS = env_int("ROSTER_TASK_SECONDS", 1800)
 
 # The "system" actor recorded in the audit trail for beat jobs.
 SYSTEM_USERNAME = "system"
+
+# The national medical-insurance platform link (issue 13, nhsa.client; docs/platform.md). PLATFORM_URL empty: the
+# loop is off and nothing is queued. The sender is the insurance office's agency code (12 characters: msgids are
+# code + yyyyMMddHHmmss + 4 digits). PLATFORM_CRYPTO "sm4sm2": SM4-encrypted input/output and SM2 signatures, with
+# our key pair (hex), the shared SM4 key (hex, 16 bytes) and the platform's public key to verify its answers.
+PLATFORM_URL = env_str("PLATFORM_URL", "")
+PLATFORM_FIXMEDINS_CODE = env_str("PLATFORM_FIXMEDINS_CODE", "")
+PLATFORM_FIXMEDINS_NAME = env_str("PLATFORM_FIXMEDINS_NAME", "")
+PLATFORM_OPTER = env_str("PLATFORM_OPTER", "enrollment")
+PLATFORM_OPTER_NAME = env_str("PLATFORM_OPTER_NAME", "门慢特病备案系统")
+PLATFORM_INSU_ADMDVS = env_str("PLATFORM_INSU_ADMDVS", "")
+PLATFORM_INFVER = env_str("PLATFORM_INFVER", "V1.0")
+PLATFORM_RECER_SYS_CODE = env_str("PLATFORM_RECER_SYS_CODE", "MBS_LOCAL")
+PLATFORM_TIMEOUT = env_int("PLATFORM_TIMEOUT", 30)
+PLATFORM_SIGNIN_REQUIRED = env_bool("PLATFORM_SIGNIN_REQUIRED", False)
+PLATFORM_CRYPTO = env_str("PLATFORM_CRYPTO", "none").lower()
+if PLATFORM_CRYPTO not in {"none", "sm4sm2"}:
+    raise ImproperlyConfigured(f"PLATFORM_CRYPTO must be none or sm4sm2, got {PLATFORM_CRYPTO!r}")
+PLATFORM_SM4_KEY = env_str("PLATFORM_SM4_KEY", "")
+PLATFORM_SM2_PRIVATE_KEY = env_str("PLATFORM_SM2_PRIVATE_KEY", "")
+PLATFORM_SM2_PUBLIC_KEY = env_str("PLATFORM_SM2_PUBLIC_KEY", "")
+PLATFORM_SM2_PLATFORM_PUBLIC_KEY = env_str("PLATFORM_SM2_PLATFORM_PUBLIC_KEY", "")
 
 # Expiry reminders (DESIGN §6): SMS to the patient through a pluggable backend, e-mail to the filing clinic.
 SMS_BACKEND = env_str("SMS_BACKEND", "enrollment.notifications.LogSMSBackend")
@@ -282,6 +353,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "no-reply@enrollment.invalid"
 REVIEW_STAGES = {"11": ["initial_review"], "12": ["initial_review", "recheck", "approval"]}
 REVIEW_LEASE_MINUTES = env_int("REVIEW_LEASE_MINUTES", 30)
 REVIEW_BATCH_CHUNK_SIZE = env_int("REVIEW_BATCH_CHUNK_SIZE", 1000)
+# A batch with no chunk committed for this long counts as abandoned by a dead worker and is resumed by beat
+# (resume-stalled-batches, every 5 minutes). A live run commits a chunk every few seconds.
+REVIEW_BATCH_RESUME_AFTER_MINUTES = env_int("REVIEW_BATCH_RESUME_AFTER_MINUTES", 10)
 # 两病 medication coverage: a rejection of these codes for "criteria not met" may enrol the person in it.
 TWO_DISEASES_CODES = ("M03900", "M01600")
 
@@ -329,6 +403,11 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # Load balancers probe /health/ over plain HTTP inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^health/"]
+# /health/worker/ (issue 18 item 7): anyone gets the last worker ping's answer, at most this old (the cache is
+# per process: LocMem unless CACHES says otherwise); monitoring sending "Authorization: Bearer <HEALTH_TOKEN>"
+# gets a fresh ping every time. Empty HEALTH_TOKEN: nobody can force a ping.
+HEALTH_WORKER_CACHE_SECONDS = env_int("HEALTH_WORKER_CACHE_SECONDS", 15)
+HEALTH_TOKEN = env_str("HEALTH_TOKEN", "")
 
 # Content-Security-Policy (django-csp 4): only this origin's scripts and styles, so templates carry no
 # inline <script>, on*= handlers, <style> blocks or style= attributes; JS and CSS live in static files.
@@ -355,6 +434,11 @@ CONTENT_SECURITY_POLICY = {
 AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# …and a user name guessed at from many addresses (issue 18 item 11): LOGIN_USERNAME_FAILURE_LIMIT failures
+# across all addresses within the lockout window lock the name everywhere (config.security.LoginThrottleHandler).
+# Higher than the per-address limit, so that a few typos at one counter cannot lock a colleague out; 0 turns it off.
+LOGIN_USERNAME_FAILURE_LIMIT = env_int("LOGIN_USERNAME_FAILURE_LIMIT", 20)
+AXES_HANDLER = "config.security.LoginThrottleHandler"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "config.security.lockout_response"
 # The client address comes from REMOTE_ADDR unless the operator names the header a trusted proxy sets

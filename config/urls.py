@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/docs/", swagger_ui_csp(SpectacularSwaggerSplitView.as_view(url_name="schema")), name="swagger-ui"),
     path("health/", include("config.health")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("nhsa.urls")),
     path("", include("enrollment.urls")),
 ]
 handler404 = "enrollment.api_support.not_found"

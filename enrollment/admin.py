@@ -1,6 +1,11 @@
-from django.contrib import admin
+from typing import Any
 
+from django.contrib import admin
+from rest_framework.authtoken.models import TokenProxy
+
+from enrollment import token_services
 from enrollment.models import (
+    ApiToken,
     Application,
     AuditEntry,
     Disease,
@@ -198,3 +203,34 @@ class PersonAuditEntryAdmin(ReadOnlyAdmin):
     list_filter = ["action", "is_system"]
     list_select_related = ["person", "actor"]
     search_fields = ["=person__id_number"]
+
+
+# DRF's authtoken tables are kept only for migration 0010 (which moved their keys into ApiToken): its admin
+# would offer tokens that no longer authenticate.
+if admin.site.is_registered(TokenProxy):
+    admin.site.unregister(TokenProxy)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Everyone's API tokens, never a key; an administrator revokes one by deleting it. Tokens are issued only
+    by POST /api/v1/auth/token/ (the key is shown once, to its owner)."""
+
+    list_display = ["masked_key", "user", "name", "created_at", "last_used_at", "expires_at"]
+    list_select_related = ["user"]
+    search_fields = ["user__username"]
+    fields = ["user", "name", "masked_key", "created_at", "last_used_at", "expires_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def delete_model(self, request: Any, obj: ApiToken) -> None:
+        token_services.api_token_revoke(user=obj.user, token_id=obj.pk)
+
+    def delete_queryset(self, request: Any, queryset: Any) -> None:
+        for token in queryset.select_related("user"):
+            token_services.api_token_revoke(user=token.user, token_id=token.pk)

@@ -12,20 +12,30 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
-from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404  # malformed ids → 404, not a ValueError → 500
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from enrollment import person_services, roles, selectors, services
+from config.input_guard import DepthLimitedJSONParser  # a nesting limit: too deep is a 400
+from enrollment import person_services, roles, selectors, services, token_services
 from enrollment.api_support import IdempotentPostMixin
 from enrollment.errors import InvalidInput, NotPermitted
 from enrollment.idnumbers import parse_id_number
-from enrollment.models import Application, AuditEntry, Disease, Institution, State, mask_id_number
+from enrollment.models import (
+    AccessPurpose,
+    ApiToken,
+    Application,
+    AuditEntry,
+    Disease,
+    Institution,
+    State,
+    mask_id_number,
+)
 from enrollment.serializers import (
+    ApiTokenSerializer,
     ApplicationCreateSerializer,
     ApplicationDetailSerializer,
     ApplicationListSerializer,
@@ -39,6 +49,7 @@ from enrollment.serializers import (
     InboxReminderSerializer,
     InstitutionSerializer,
     PersonListSerializer,
+    PersonLookupSerializer,
     PersonSerializer,
     PersonWriteSerializer,
     ReasonSerializer,
@@ -59,7 +70,7 @@ ACCESS_REASON = OpenApiParameter(
 
 
 class TokenView(APIView):
-    """POST {"username", "password"} → {"token"}; DELETE revokes the caller's token."""
+    """POST {"username", "password", "name"?} → a new token {"token", "id", "expires_at"}."""
 
     permission_classes = [permissions.AllowAny]
     authentication_classes: list[Any] = []
@@ -75,14 +86,43 @@ class TokenView(APIView):
         )
         if user is None or not user.is_active:
             raise InvalidInput(_("Wrong user name or password."), code="authentication_failed")
-        token, _created = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        issued = token_services.api_token_issue(user=user, name=serializer.validated_data.get("name", ""))
+        return Response({"token": issued.key, "id": issued.token.pk, "expires_at": issued.token.expires_at})
 
 
 class TokenRevokeView(APIView):
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request) -> Response:
-        Token.objects.filter(user=request.user).delete()
+        """The token this request carries stops working at once (with the web session: all the caller's)."""
+        if isinstance(request.auth, ApiToken):
+            token_services.api_token_revoke(user=request.user, token_id=request.auth.pk)
+        else:
+            token_services.api_tokens_revoke_all(user=request.user, reason="revoked by the user")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """The caller's own API tokens (never the keys) and revoking one; anyone else's id answers 404."""
+
+    serializer_class = ApiTokenSerializer
+    pagination_class = None
+    filterset_class = None
+
+    def get_queryset(self) -> QuerySet:
+        return selectors.api_tokens_of(self.request.user)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        auth = self.request.auth
+        return {**super().get_serializer_context(), "current_token_id": getattr(auth, "pk", None)}
+
+    @extend_schema(responses={200: ApiTokenSerializer(many=True), **ERRORS})
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(responses={204: None, **ERRORS})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        token = self.get_object()
+        token_services.api_token_revoke(user=request.user, token_id=token.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -100,11 +140,36 @@ class PersonViewSet(IdempotentPostMixin, mixins.ListModelMixin, viewsets.Generic
             ACCESS_REASON,
         ],
         responses={200: PersonSerializer, **ERRORS},
+        deprecated=True,
+        description=(
+            "Deprecated: the ID number travels in the URL, which web servers and proxies write to their access "
+            "logs. Use POST /api/v1/persons/lookup/ (same answers)."
+        ),
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         raw = request.query_params.get("id_number")
         if not raw:
             raise InvalidInput(_("Give ?id_number= to look a person up."), details={"field": "id_number"})
+        return self._lookup(request, raw, request.query_params.get("reason", ""))
+
+    @extend_schema(
+        request=PersonLookupSerializer,
+        responses={200: PersonSerializer, **ERRORS},
+        description=(
+            "One person by 身份证号, the number in the body so that it stays out of URLs and access logs. 404 with "
+            "the birth date and sex read from the number when not registered. Each lookup that finds a person is "
+            "written to the access log with the optional reason."
+        ),
+    )
+    @action(detail=False, methods=["post"])
+    def lookup(self, request: Request) -> Response:
+        serializer = PersonLookupSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        return self._lookup(request, data["id_number"], data.get("reason", ""))
+
+    def _lookup(self, request: Request, raw: str, reason: str) -> Response:
+        """The one path of both look-ups (GET ?id_number= and POST lookup/)."""
         parsed = parse_id_number(raw)
         person = selectors.person_by_id_number(request.user, parsed.number)
         if person is None:
@@ -116,12 +181,7 @@ class PersonViewSet(IdempotentPostMixin, mixins.ListModelMixin, viewsets.Generic
                 },
                 status=status.HTTP_404_NOT_FOUND,
             )
-        services.personal_data_access_record(
-            viewer=request.user,
-            person=person,
-            purpose="person_lookup",
-            reason=request.query_params.get("reason", ""),
-        )
+        services.personal_data_access_record(viewer=request.user, person=person, purpose="person_lookup", reason=reason)
         return Response(PersonSerializer(person).data)
 
     @extend_schema(request=PersonWriteSerializer, responses={201: PersonSerializer, **ERRORS})
@@ -201,7 +261,7 @@ class ApplicationViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
     """Applications the caller may see; one POST action per transition."""
 
     filterset_class = ApplicationFilter
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [DepthLimitedJSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self) -> QuerySet:
         queryset = selectors.applications_visible_to(self.request.user)
@@ -383,25 +443,40 @@ class CoverageView(APIView):
             ),
         ],
         responses={200: CoverageSerializer, **ERRORS},
+        deprecated=True,
+        description=(
+            "Deprecated: the ID number travels in the URL, which web servers and proxies write to their access "
+            "logs. Use POST /api/v1/coverage/ with the same fields in the body (same answers)."
+        ),
     )
     def get(self, request: Request) -> Response:
-        if not roles.role_names(request.user):
-            raise NotPermitted(_("Your account has no role that may query coverage."))
-        query = CoverageQuerySerializer(data=request.query_params)
+        return self._answer(request, request.query_params)
+
+    @extend_schema(request=CoverageQuerySerializer, responses={200: CoverageSerializer, **ERRORS})
+    def post(self, request: Request) -> Response:
+        """The same question with the ID number in the body, out of URLs and access logs (issue 18 item 10)."""
+        return self._answer(request, request.data)
+
+    def _answer(self, request: Request, params: Any) -> Response:
+        """The one path of every coverage look-up: checked input, the viewer's scope, the access log."""
+        query = CoverageQuerySerializer(data=params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
-        parsed = parse_id_number(data["id_number"])
-        disease = Disease.objects.filter(code=data["disease"].strip().upper()).first()
-        if disease is None:
-            raise InvalidInput(
-                _("Unknown disease code %(code)s.") % {"code": data["disease"]},
-                code="unknown_disease",
-                details={"field": "disease"},
+        result = selectors.coverage_for_viewer(
+            viewer=request.user,
+            id_number=data["id_number"],
+            disease_code=data["disease"],
+            on=data.get("date") or timezone.localdate(),
+            as_of=data.get("as_of"),
+        )
+        if result.person is not None:
+            services.personal_data_access_record(
+                viewer=request.user,
+                person=result.person,
+                purpose=AccessPurpose.COVERAGE_QUERY,
+                reason=f"{result.disease.code} {result.answer.on.isoformat()}",
             )
-        on = data.get("date") or timezone.localdate()
-        person = selectors.person_by_id_number(request.user, parsed.number)
-        answer = selectors.coverage_on(person=person, disease=disease, on=on, as_of=data.get("as_of"))
-        body = dict(CoverageSerializer(answer).data)
-        body["person"] = {"id_number": mask_id_number(parsed.number), "registered": person is not None}
-        body["disease"] = {"code": disease.code, "name": disease.name}
+        body = dict(CoverageSerializer(result.answer).data)
+        body["person"] = {"id_number": mask_id_number(result.id_number), "registered": result.person is not None}
+        body["disease"] = {"code": result.disease.code, "name": result.disease.name}
         return Response(body)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.http import Http404
 from django.http.request import RawPostDataException
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 from rest_framework import exceptions, status
@@ -90,7 +94,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exceptions.Throttled: "throttled",
         exceptions.NotAcceptable: "not_acceptable",
     }
-    code = next((c for cls, c in codes.items() if isinstance(exc, cls)), "error")
+    # An exception may name its own code (enrollment.authentication.TokenExpired: "token_expired").
+    code = getattr(exc, "api_code", None) or next((c for cls, c in codes.items() if isinstance(exc, cls)), "error")
     detail = getattr(exc, "detail", "")
     response.data = {"code": code, "message": str(detail), "details": {}}
     return response
@@ -112,6 +117,7 @@ def _first_message(detail: Any) -> str:
 # ---------------------------------------------------------------------------
 
 IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
+logger = logging.getLogger(__name__)
 
 
 def _request_fingerprint(request: Request) -> str:
@@ -152,38 +158,54 @@ class IdempotentPostMixin:
         if len(key) > 255:
             raise exceptions.ValidationError({"Idempotency-Key": _("The key is longer than 255 characters.")})
         fingerprint = _request_fingerprint(request)
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
-                    user=request.user, key=key, method=request.method, path=request.path, request_hash=fingerprint
-                )
-        except IntegrityError:
-            record = IdempotencyRecord.objects.get(user=request.user, key=key)
-            if record.request_hash != fingerprint:
-                raise IdempotencyConflict(
-                    _("This Idempotency-Key was already used for a different request; use a new key."),
-                    "idempotency_key_reused",
-                )
-            if record.status_code is None:
-                raise IdempotencyConflict(
-                    _("A request with this Idempotency-Key is still being processed; retry in a moment."),
-                    "idempotency_in_progress",
-                )
-            raise ReplayResponse(record)
-        request._idempotency_record = record
+        abandoned_before = timezone.now() - dt.timedelta(seconds=settings.IDEMPOTENCY_IN_PROGRESS_SECONDS)
+        for _attempt in range(2):
+            try:
+                with transaction.atomic():
+                    record = IdempotencyRecord.objects.create(
+                        user=request.user, key=key, method=request.method, path=request.path, request_hash=fingerprint
+                    )
+            except IntegrityError:
+                existing = IdempotencyRecord.objects.filter(user=request.user, key=key).first()
+                if existing is None:
+                    continue  # its first request released it meanwhile (a 5xx): reserve it again
+                if existing.status_code is None and existing.created_at < abandoned_before:
+                    # In progress for longer than any request runs: its process died before it could answer
+                    # (or release the key); the key is free again.
+                    IdempotencyRecord.objects.filter(pk=existing.pk, status_code__isnull=True).delete()
+                    continue
+                if existing.request_hash != fingerprint:
+                    raise IdempotencyConflict(
+                        _("This Idempotency-Key was already used for a different request; use a new key."),
+                        "idempotency_key_reused",
+                    )
+                if existing.status_code is None:
+                    break
+                raise ReplayResponse(existing)
+            else:
+                request._idempotency_record = record
+                return
+        raise IdempotencyConflict(
+            _("A request with this Idempotency-Key is still being processed; retry in a moment."),
+            "idempotency_in_progress",
+        )
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
         record = getattr(request, "_idempotency_record", None)
         if record is not None:
+            request._idempotency_record = None
             if response.status_code >= 500:
                 # A server fault is not an answer: let the retry do the work again.
-                record.delete()
+                release_idempotency_key(record)
             else:
-                IdempotencyRecord.objects.filter(pk=record.pk).update(
-                    status_code=response.status_code, response_body=getattr(response, "data", None)
-                )
-            request._idempotency_record = None
+                try:
+                    IdempotencyRecord.objects.filter(pk=record.pk).update(
+                        status_code=response.status_code, response_body=getattr(response, "data", None)
+                    )
+                except BaseException:
+                    release_idempotency_key(record)
+                    raise
         return response
 
     def handle_exception(self, exc: Exception) -> Response:
@@ -191,7 +213,50 @@ class IdempotentPostMixin:
             response = Response(exc.record.response_body, status=exc.record.status_code)
             response["Idempotent-Replayed"] = "true"
             return response
-        return super().handle_exception(exc)  # type: ignore[misc]
+        try:
+            return super().handle_exception(exc)  # type: ignore[misc]
+        except BaseException:
+            # Unhandled (DRF re-raises it and Django answers 500): finalize_response never runs, so the key is
+            # released here, or the clinic could never retry this filing.
+            request = getattr(self, "request", None)
+            record = getattr(request, "_idempotency_record", None)
+            if record is not None:
+                request._idempotency_record = None
+                release_idempotency_key(record)
+            raise
+
+
+def release_idempotency_key(record: IdempotencyRecord) -> None:
+    """Delete a key's in-progress reservation, so that a retry does the work.
+
+    Also when the request's connection or transaction is broken (the database connection was killed
+    mid-request, a failed statement left the transaction unusable): then the row is deleted over a fresh
+    connection of its own. If even that fails the key expires after IDEMPOTENCY_IN_PROGRESS_SECONDS.
+    """
+    try:
+        with transaction.atomic(using=router.db_for_write(IdempotencyRecord)):
+            IdempotencyRecord.objects.filter(pk=record.pk, status_code__isnull=True).delete()
+        return
+    except Exception:  # any failure here means the request's connection cannot be used
+        pass
+    fresh = connections.create_connection(router.db_for_write(IdempotencyRecord))
+    try:
+        meta = IdempotencyRecord._meta
+        quote = fresh.ops.quote_name
+        with fresh.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = %s"
+                f" AND {quote(meta.get_field('status_code').column)} IS NULL",
+                [record.pk],
+            )
+    except Exception:
+        logger.exception(
+            "Could not release Idempotency-Key record %s; it expires after %s s",
+            record.pk,
+            settings.IDEMPOTENCY_IN_PROGRESS_SECONDS,
+        )
+    finally:
+        fresh.close()
 
 
 class ReplayResponse(Exception):

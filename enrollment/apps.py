@@ -6,3 +6,9 @@ class EnrollmentConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "enrollment"
     verbose_name = _("Enrollment")
+
+    def ready(self) -> None:
+        from enrollment import token_services
+
+        # A password change or a deactivation revokes the user's API tokens, whichever path saved it.
+        token_services.connect_signals()

@@ -1,30 +1,58 @@
-"""API authentication: DRF's token scheme, reading what every scoped request needs in one query.
+"""API authentication: ``Authorization: Token <key>`` against the hashed, expiring tokens (models.ApiToken).
 
 Its own module: DRF imports authentication classes while ``rest_framework.views`` is still loading,
-so this must not import ``enrollment.api_support`` (which imports the views module).
+so this must not import ``enrollment.api_support`` (which imports the views module), and it reads the
+models only when a request comes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import authentication, exceptions
 
 
-class TokenAuthentication(authentication.TokenAuthentication):
-    """DRF's token authentication that reads the user's staff profile and institution in the same query.
+class TokenExpired(exceptions.AuthenticationFailed):
+    """401 ``token_expired``: the token was real but its lifetime is over; ask for a new one."""
 
-    Every scoped request needs them (``selectors.user_institution``, ``user_region_id``); read lazily
-    they were two more round trips per API call.
+    default_code = "token_expired"
+    api_code = "token_expired"
+
+
+class TokenAuthentication(authentication.TokenAuthentication):
+    """DRF's ``Token`` header scheme over ApiToken rows, reading the user's staff profile and institution in
+    the same query (every scoped request needs them: ``selectors.user_institution``, ``user_region_id``).
+
+    Refuses (401) an unknown or revoked key, an expired token (``token_expired``), a token of an inactive
+    user, and a token issued under a password the user no longer has. Records the last use at most once a
+    minute (token_services.api_token_used).
     """
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
-        model = self.get_model()
-        try:
-            token = model.objects.select_related("user", "user__profile", "user__profile__institution").get(key=key)
-        except model.DoesNotExist:
+        from enrollment import token_services
+        from enrollment.models import ApiToken
+
+        token = (
+            ApiToken.objects.select_related("user", "user__profile", "user__profile__institution")
+            .filter(key_hash=token_services.hash_key(key))
+            .first()
+        )
+        if token is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
-        if not token.user.is_active:
+        user = token.user
+        if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
-        return (token.user, token)
+        if token.password_fingerprint != token_services.password_fingerprint(user):
+            raise exceptions.AuthenticationFailed(
+                _("This token was revoked because the password changed; ask for a new one.")
+            )
+        now = timezone.now()
+        if now >= token.expires_at:
+            raise TokenExpired(
+                _("This token expired at %(at)s; ask for a new one (POST /api/v1/auth/token/).")
+                % {"at": timezone.localtime(token.expires_at).isoformat(timespec="seconds")}
+            )
+        token_services.api_token_used(token=token, now=now)
+        return (user, token)

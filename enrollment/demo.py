@@ -230,7 +230,11 @@ def _decide_demo_batch(batch: Any, in_batch: dict[int, int], reviewer: Any) -> N
                 item_id=item.pk, actor=reviewer, decision="return", reason="请补充近三个月的检查报告"
             )
         else:
-            two_diseases = item.application.disease.code in settings.TWO_DISEASES_CODES
+            # 两病 medication coverage is a resident-insurance benefit (390 only).
+            two_diseases = (
+                item.application.disease.code in settings.TWO_DISEASES_CODES
+                and item.application.person.insurance_type == "390"
+            )
             review_services.review_decide(
                 item_id=item.pk,
                 actor=reviewer,
@@ -255,4 +259,45 @@ def seed_all(*, password: str, applications: int = 36) -> dict[str, Any]:
 
     if not Application.objects.exists():
         made = seed_applications(applications)
+        seed_status_history()
     return {"users": users, "applications": made}
+
+
+def seed_status_history() -> None:
+    """A few dated status events, so that the coverage answer's status and categories show something:
+    a suspension already resumed, and a household that left poverty (categories continue 12 months)."""
+    from enrollment import person_services
+    from enrollment.models import Person, StatusEventKind
+
+    officer = User.objects.get(username="officer")
+    today = timezone.localdate()
+    approved = list(Person.objects.filter(applications__state="approved").distinct().order_by("pk")[:2])
+    others = list(Person.objects.exclude(pk__in=[p.pk for p in approved]).order_by("pk")[:2])
+    persons = (approved + others)[:2]
+    if len(persons) < 2:
+        return
+    suspended, poor = persons
+    for kind, day, ref in (
+        (StatusEventKind.INSURANCE_SUSPENDED, today - dt.timedelta(days=60), "demo-suspend-1"),
+        (StatusEventKind.INSURANCE_RESUMED, today - dt.timedelta(days=45), "demo-resume-1"),
+    ):
+        person_services.status_event_record(
+            person=suspended, kind=kind, effective_date=day, source="demo", reference=ref, actor=officer
+        )
+    person_services.status_event_record(
+        person=poor,
+        kind=StatusEventKind.CATEGORIES_SET,
+        effective_date=today - dt.timedelta(days=400),
+        source="demo",
+        reference="demo-categories-1",
+        categories=["monitored", "minimum_living"],
+        actor=officer,
+    )
+    person_services.status_event_record(
+        person=poor,
+        kind=StatusEventKind.POVERTY_EXITED,
+        effective_date=today - dt.timedelta(days=90),
+        source="demo",
+        reference="demo-poverty-exit-1",
+        actor=officer,
+    )

@@ -6,9 +6,11 @@ import datetime as dt
 from typing import Any
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm, UsernameField
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config.input_guard import username_max_length
 from enrollment import selectors
 from enrollment.errors import DomainError
 from enrollment.idnumbers import parse_id_number
@@ -20,6 +22,16 @@ from enrollment.models import (
     Region,
     TerminationReason,
 )
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form with the user name's length enforced (Django sets only the widget's ``maxlength``).
+
+    A longer name can belong to no account; refused as a form error before ``authenticate()``, whose login
+    throttling (django-axes) stores the name of every failure in a 255-character column (issue 18 item 12).
+    """
+
+    username = UsernameField(max_length=username_max_length(), widget=forms.TextInput(attrs={"autofocus": True}))
 
 
 class DateInput(forms.DateInput):

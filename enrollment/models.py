@@ -1112,3 +1112,44 @@ class PersonalDataAccess(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("The access log is append-only.")
+
+
+# ---------------------------------------------------------------------------
+# API tokens (security review, issue 18 item 8)
+# ---------------------------------------------------------------------------
+
+
+class ApiToken(models.Model):
+    """A bearer token for the REST API (``Authorization: Token <key>``), one row per issued token.
+
+    Only the SHA-256 of the key is stored (the key is shown once, when it is issued) and its first
+    characters, so that its owner can tell their tokens apart in the list. A token ends at
+    ``expires_at`` (settings.API_TOKEN_LIFETIME_HOURS after it was issued), when its owner revokes it,
+    and when the owner's password changes or the account is deactivated (enrollment/token_services.py).
+    ``password_fingerprint`` ties it to the password it was issued under, so a password set by any path
+    (even a queryset update, which sends no signal) ends it too. Written by token_services only.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens", verbose_name=_("user")
+    )
+    name = models.CharField(_("name"), max_length=100, blank=True, help_text=_("What the token is for."))
+    key_hash = models.CharField(_("key (SHA-256)"), max_length=64, unique=True, editable=False)
+    prefix = models.CharField(_("key starts with"), max_length=8, editable=False)
+    password_fingerprint = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(_("issued at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires at"), db_index=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+        indexes = [models.Index(fields=["user", "expires_at"], name="api_token_user_expiry")]
+
+    def __str__(self) -> str:
+        return f"{self.masked_key} ({self.user_id})"
+
+    @property
+    def masked_key(self) -> str:
+        return f"{self.prefix}…"

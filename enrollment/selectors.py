@@ -367,6 +367,14 @@ def applications_visible_to(user: Any) -> QuerySet[Application]:
     return base.filter(scope)
 
 
+# Apps above enrollment add to an application's page and API detail without enrollment importing them
+# (the national platform link registers its state here in NhsaConfig.ready):
+# APPLICATION_PANELS: hook(request, application) -> {"template": …, …} or None, a card on the page;
+# APPLICATION_EXTRAS: (key, hook(application) -> JSON-able value), extra keys of the API detail.
+APPLICATION_PANELS: list[Any] = []
+APPLICATION_EXTRAS: list[tuple[str, Any]] = []
+
+
 def application_timeline(application: Application) -> QuerySet[AuditEntry]:
     return application.audit_entries.select_related("actor", "batch").order_by("at", "id")
 
@@ -376,6 +384,42 @@ def persons_visible_to(user: Any) -> QuerySet[Person]:
     if not roles.role_names(user):
         return Person.objects.none()
     return Person.objects.select_related("insured_region")
+
+
+# Who may set which of a person's fields (security review, issue 18). The insurance office (centre
+# officers, administrators, the system) keeps the insured region, insurance and categories — through
+# status events and corrections; a clinic registers new persons and keeps contact details up to date.
+OFFICE_PERSON_FIELDS = frozenset({"name", "insured_region", "insurance_type", "insurance_number"})
+CONTACT_PERSON_FIELDS = frozenset({"phone"})
+
+
+def is_person_office(user: Any) -> bool:
+    return roles.is_system(user) or roles.has_any_role(user, roles.CENTER_OFFICER, roles.ADMIN)
+
+
+def holds_application_of(user: Any, person: Person) -> bool:
+    """The user's institution filed or treats an application of the person (any state)."""
+    institution_id = getattr(getattr(user, "profile", None), "institution_id", None)
+    if institution_id is None:
+        return False
+    return (
+        Application.objects.filter(person=person)
+        .filter(Q(filing_institution_id=institution_id) | Q(treating_institution_id=institution_id))
+        .exists()
+    )
+
+
+def person_fields_refused(user: Any, person: Person | None, fields: set[str], *, categories: bool) -> set[str]:
+    """The fields (of ``fields``, plus "support_categories") that ``user`` may not set on ``person``
+    (None: registering a new person). Empty: permitted."""
+    if is_person_office(user):
+        return set()
+    refused = {"support_categories"} if categories else set()
+    if person is None:
+        return refused  # institution staff register new persons with all their details
+    if fields & CONTACT_PERSON_FIELDS and not holds_application_of(user, person):
+        refused |= fields & CONTACT_PERSON_FIELDS
+    return refused | (fields & OFFICE_PERSON_FIELDS) | (fields - OFFICE_PERSON_FIELDS - CONTACT_PERSON_FIELDS)
 
 
 def status_events_of(person: Person) -> QuerySet[PersonStatusEvent]:
@@ -542,6 +586,20 @@ def province_check(
     )
 
 
+def may_see_other_application(viewer: Any, application: Application) -> bool:
+    """Whether a filing refusal may name ``application`` to ``viewer``: administrators, the system, and
+    staff of the institution that filed or treats it (what ``applications_visible_to`` shows them)."""
+    if viewer is None:
+        return False
+    if roles.is_system(viewer) or roles.has_any_role(viewer, roles.ADMIN):
+        return True
+    institution_id = getattr(getattr(viewer, "profile", None), "institution_id", None)
+    return institution_id is not None and institution_id in (
+        application.filing_institution_id,
+        application.treating_institution_id,
+    )
+
+
 def eligibility_checks(
     *,
     person: Person,
@@ -550,8 +608,18 @@ def eligibility_checks(
     renews: Application | None = None,
     treating_institution: Institution | None = None,
     filing_institution: Institution | None = None,
+    viewer: Any = None,
 ) -> list[EligibilityCheck]:
-    """Each filing rule with its outcome, in the order a clerk reads them."""
+    """Each filing rule with its outcome, in the order a clerk reads them.
+
+    A refusal names another application (its number, disease, state) only to a ``viewer`` who may see
+    it: a clinic must not learn from an error that the person has, say, an HIV application at another
+    hospital (security review, issue 18). Others get a count and where to ask.
+    """
+
+    def visible(application: Application) -> bool:
+        return may_see_other_application(viewer, application)
+
     checks: list[EligibilityCheck] = [EligibilityCheck("valid_id_number", _("Valid ID number"), True)]
     checks.append(standing_check(person))
 
@@ -583,31 +651,55 @@ def eligibility_checks(
     duplicate = next(
         (a for a in active_list if a.disease_id == disease.pk and a.kind == kind and a.renews_id is None), None
     )
+    if duplicate is None:
+        duplicate_message, duplicate_details = "", {}
+    elif visible(duplicate):
+        duplicate_message = _("The person already has application #%(id)s for %(disease)s (%(state)s).") % {
+            "id": duplicate.pk,
+            "disease": disease,
+            "state": duplicate.get_state_display(),
+        }
+        duplicate_details = {"application": duplicate.pk}
+    else:
+        duplicate_message = _(
+            "The person already has an active application for %(disease)s at another institution; it must be "
+            "withdrawn or decided before another is filed. The insurance office can tell you where."
+        ) % {"disease": disease}
+        duplicate_details = {"elsewhere": True}
     checks.append(
         EligibilityCheck(
             "duplicate_disease",
             _("No other active application for this disease"),
             duplicate is None,
-            ""
-            if duplicate is None
-            else _("The person already has application #%(id)s for %(disease)s (%(state)s).")
-            % {"id": duplicate.pk, "disease": disease, "state": duplicate.get_state_display()},
-            {"application": duplicate.pk} if duplicate else {},
+            duplicate_message,
+            duplicate_details,
         )
     )
 
     exclusive_ids = set(disease.exclusive_with.values_list("pk", flat=True))
     clash = next((a for a in active_list if a.disease_id in exclusive_ids), None)
+    if clash is None:
+        clash_message, clash_details = "", {}
+    elif visible(clash):
+        clash_message = _("%(held)s (application #%(id)s) excludes %(disease)s.") % {
+            "held": clash.disease,
+            "id": clash.pk,
+            "disease": disease,
+        }
+        clash_details = {"application": clash.pk}
+    else:
+        clash_message = _(
+            "The person holds an application at another institution for a disease that excludes %(disease)s "
+            "(互斥病种). The insurance office can tell you more."
+        ) % {"disease": disease}
+        clash_details = {"elsewhere": True}
     checks.append(
         EligibilityCheck(
             "mutually_exclusive",
             _("No mutually exclusive disease held"),
             clash is None,
-            ""
-            if clash is None
-            else _("%(held)s (application #%(id)s) excludes %(disease)s.")
-            % {"held": clash.disease, "id": clash.pk, "disease": disease},
-            {"application": clash.pk} if clash else {},
+            clash_message,
+            clash_details,
         )
     )
 
@@ -617,17 +709,34 @@ def eligibility_checks(
     if renews is not None:
         held = [a for a in held if a.pk != renews.pk]
     within = (not counts) or len(held) < limit
-    held_text = "; ".join(f"#{a.pk} {a.disease}" for a in held)
+    shown = [a for a in held if visible(a)]
+    held_text = "; ".join(f"#{a.pk} {a.disease}" for a in shown)
+    elsewhere = len(held) - len(shown)
+    if within:
+        limit_message = ""
+    elif not elsewhere:
+        limit_message = _("The person already holds %(held)d of %(limit)d chronic enrollments: %(list)s.") % {
+            "held": len(held),
+            "limit": limit,
+            "list": held_text,
+        }
+    else:
+        limit_message = _(
+            "The person already holds %(held)d of %(limit)d chronic enrollments (%(elsewhere)d at other "
+            "institutions%(yours)s). One must end or be withdrawn first; the insurance office can tell you more."
+        ) % {
+            "held": len(held),
+            "limit": limit,
+            "elsewhere": elsewhere,
+            "yours": ("; " + _("yours: %(list)s") % {"list": held_text}) if shown else "",
+        }
     checks.append(
         EligibilityCheck(
             "limit_reached",
             _("Holds %(held)d of %(limit)d chronic enrollments") % {"held": len(held), "limit": limit},
             within,
-            ""
-            if within
-            else _("The person already holds %(held)d of %(limit)d chronic enrollments: %(list)s.")
-            % {"held": len(held), "limit": limit, "list": held_text},
-            {"held": [a.pk for a in held], "limit": limit},
+            limit_message,
+            {"held": [a.pk for a in shown], "held_count": len(held), "limit": limit},
         )
     )
     return checks
@@ -656,6 +765,15 @@ def on_filing_side(user: Any, application: Application) -> bool:
     )
 
 
+def on_filing_institution(user: Any, application: Application) -> bool:
+    """Staff of the institution that filed the application (or an administrator): who withdraws and
+    resubmits it. The treating institution, when another, adds documents and diagnoses but does not."""
+    if roles.has_any_role(user, roles.ADMIN):
+        return True
+    institution = user_institution(user)
+    return institution is not None and institution.pk == application.filing_institution_id
+
+
 def may_see_full_id_number(user: Any, application: Application) -> bool:
     """The full 身份证号 is shown to the clerks who identify the applicant; everyone else sees it masked (§10)."""
     return roles.has_any_role(user, roles.ADMIN) or (
@@ -678,9 +796,9 @@ def application_actions_for(user: Any, application: Application) -> list[str]:
             application.filing_institution_id,
         ):
             actions.append("diagnose")
-    for name in ("withdraw", "resubmit"):
+    for name in ("withdraw", "resubmit"):  # the filing institution's (services._ensure_filing_institution)
         method = getattr(application, name)
-        if can_proceed(method) and has_transition_perm(method, user) and on_filing_side(user, application):
+        if can_proceed(method) and has_transition_perm(method, user) and on_filing_institution(user, application):
             actions.append(name)
     if can_proceed(application.terminate) and has_transition_perm(application.terminate, user):
         actions.append("terminate")
@@ -770,6 +888,7 @@ def filing_checklist(
             renews=renews,
             treating_institution=treating_institution,
             filing_institution=filing_institution,
+            viewer=user,
         )
     else:
         # A person not registered yet holds nothing; only the region and province rules can fail.
@@ -850,6 +969,74 @@ def reminder_inbox(user: Any) -> QuerySet[Reminder]:
     if institution is None or not roles.has_any_role(user, roles.CLINIC_STAFF, roles.PHYSICIAN, roles.CENTER_OFFICER):
         return base.none()
     return base.filter(institution=institution).order_by("-created_at", "-id")
+
+
+def api_tokens_of(user: Any) -> QuerySet:
+    """The user's own API tokens that still work (not expired), newest first; nobody lists anyone else's."""
+    from django.utils import timezone
+
+    from enrollment.models import ApiToken
+
+    if not getattr(user, "is_authenticated", False):
+        return ApiToken.objects.none()
+    return ApiToken.objects.filter(user=user, expires_at__gt=timezone.now()).order_by("-created_at", "-id")
+
+
+@dataclass
+class CoverageLookup:
+    id_number: str
+    disease: Disease
+    person: Person | None
+    answer: CoverageAnswer
+
+
+def coverage_scope_refusal(user: Any, person: Person) -> str | None:
+    """Why ``user`` may not see ``person``'s coverage, or None. Staff of a designated institution ask about
+    persons insured in their province (recognition is province-wide); reviewers about their region;
+    administrators and the system about anyone."""
+    if roles.is_system(user) or roles.has_any_role(user, roles.ADMIN):
+        return None
+    names = roles.role_names(user)
+    if not names:
+        return _("Your account has no role that may query coverage.")
+    institution = user_institution(user)
+    if institution is not None and names & {roles.CLINIC_STAFF, roles.PHYSICIAN, roles.CENTER_OFFICER}:
+        if province_code(institution.region.code) == province_code(person.insured_region.code):
+            return None
+    if roles.REVIEWER in names:
+        region_id = user_region_id(user)
+        if region_id is not None and person.insured_region_id in region_and_descendant_ids(region_id):
+            return None
+    return _(
+        "This person is insured outside your scope (another province, or another region's review); the "
+        "insurance office of their region answers for them."
+    )
+
+
+def coverage_for_viewer(
+    *, viewer: Any, id_number: str, disease_code: str, on: dt.date, as_of: dt.datetime | None = None
+) -> CoverageLookup:
+    """The coverage answer for a look-up by 身份证号 and disease code, within the viewer's scope."""
+    from enrollment.errors import InvalidInput, NotPermitted
+    from enrollment.idnumbers import parse_id_number
+
+    if not roles.role_names(viewer) and not roles.is_system(viewer):
+        raise NotPermitted(_("Your account has no role that may query coverage."))
+    number = parse_id_number(id_number).number
+    disease = Disease.objects.filter(code=(disease_code or "").strip().upper()).first()
+    if disease is None:
+        raise InvalidInput(
+            _("Unknown disease code %(code)s.") % {"code": disease_code},
+            code="unknown_disease",
+            details={"field": "disease"},
+        )
+    person = person_by_id_number(viewer, number)
+    if person is not None:
+        refusal = coverage_scope_refusal(viewer, person)
+        if refusal is not None:
+            raise NotPermitted(refusal, code="outside_scope")
+    answer = coverage_answer(person=person, disease=disease, on=on, as_of=as_of)
+    return CoverageLookup(id_number=number, disease=disease, person=person, answer=answer)
 
 
 def coverage_on(

@@ -8,6 +8,8 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.input_guard import username_max_length
+from enrollment import selectors
 from enrollment.models import (
     Application,
     AuditEntry,
@@ -59,6 +61,15 @@ class PersonListSerializer(serializers.ModelSerializer):
     class Meta:
         model = Person
         fields = ["id", "id_number", "name", "sex", "birth_date", "insurance_type", "insured_region"]
+
+
+class PersonLookupSerializer(serializers.Serializer):
+    """POST /api/v1/persons/lookup/: the ID number in the body, never in a URL (issue 18 item 10)."""
+
+    id_number = serializers.CharField(max_length=30, help_text="18-character 身份证号")
+    reason = serializers.CharField(
+        required=False, allow_blank=True, help_text="Why the record is looked up; kept in the access log (≤ 500)."
+    )
 
 
 class PersonWriteSerializer(serializers.Serializer):
@@ -194,6 +205,12 @@ class ApplicationDetailSerializer(ApplicationListSerializer):
             "timeline",
         ]
 
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        for key, hook in selectors.APPLICATION_EXTRAS:  # e.g. "platform" (docs/platform.md)
+            data[key] = hook(instance)
+        return data
+
 
 class ApplicationCreateSerializer(serializers.Serializer):
     id_number = serializers.CharField(max_length=30, help_text=_("The person's 身份证号; register new persons first."))
@@ -223,12 +240,35 @@ class DocumentUploadSerializer(serializers.Serializer):
 
 
 class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField()
+    # No account has a longer name; refused before authenticate(), whose login throttling (django-axes) would
+    # fail to store a longer one (issue 18 item 12: a 500 on PostgreSQL).
+    username = serializers.CharField(max_length=username_max_length())
     password = serializers.CharField(style={"input_type": "password"})
+    name = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text="What the token is for (shown in the list)."
+    )
 
 
 class TokenResponseSerializer(serializers.Serializer):
-    token = serializers.CharField()
+    token = serializers.CharField(help_text="The key: shown only now, store it like a password.")
+    id = serializers.IntegerField(help_text="The token's id in GET /api/v1/auth/tokens/.")
+    expires_at = serializers.DateTimeField()
+
+
+class ApiTokenSerializer(serializers.Serializer):
+    """One of the caller's tokens: never the key, only its first characters."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    key = serializers.CharField(source="masked_key", help_text="The key's first 8 characters, then “…”.")
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField()
+    current = serializers.SerializerMethodField(help_text="The token this request was made with.")
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_current(self, token: Any) -> bool:
+        return token.pk == self.context.get("current_token_id")
 
 
 class ErrorSerializer(serializers.Serializer):

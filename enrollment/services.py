@@ -50,6 +50,7 @@ from enrollment.models import (
     State,
     SupportCategory,
     TerminationReason,
+    mask_id_number,
 )
 from enrollment.periods import first_of_next_month, period_end
 
@@ -187,7 +188,15 @@ def run_transition(
         actor=actor,
         fields=audit,
     ).save()
+    for hook in TRANSITION_HOOKS:
+        hook(application=application, transition=name, from_state=from_state, actor=actor)
     return application
+
+
+# Called inside the transaction of every per-row transition, after its audit row: apps above this one
+# (the national platform link's outbox) register here in their AppConfig.ready, so that enrollment never
+# imports them and their rows commit or roll back with the change.
+TRANSITION_HOOKS: list[Any] = []
 
 
 def lock_application(application_id: int) -> Application:
@@ -251,12 +260,58 @@ def person_register(
         "insured_region": insured_region,
         **{key: value for key, value in given.items() if value is not None},
     }
+    from enrollment import person_services
+
     with transaction.atomic():
-        person, _created = Person.objects.select_for_update().update_or_create(id_number=parsed.number, defaults=values)
+        person = Person.objects.select_for_update().filter(id_number=parsed.number).first()
+        if person is None:
+            refused = selectors.person_fields_refused(
+                actor, None, set(values), categories=support_categories is not None
+            )
+            if refused:
+                raise NotPermitted(
+                    _("Your role may not set %(fields)s; the insurance office records them.")
+                    % {"fields": ", ".join(sorted(refused))},
+                    code="person_change_not_permitted",
+                    details={"fields": sorted(refused)},
+                )
+            person = Person.objects.create(id_number=parsed.number, **values)
+            person_services.person_audit(
+                person=person,
+                action="person_registered",
+                actor=actor,
+                details={"changes": _person_changes({}, values)},
+            )
+        else:
+            before = {key: getattr(person, key) for key in values}
+            changed = {key for key, value in values.items() if before[key] != value}
+            categories_change = support_categories is not None and sorted(set(support_categories)) != sorted(
+                person.support_categories or []
+            )
+            refused = selectors.person_fields_refused(actor, person, changed, categories=categories_change)
+            if refused:
+                raise NotPermitted(
+                    _(
+                        "Your role may not change %(fields)s of a registered person: the insurance office does "
+                        "(status events and corrections). Contact details are changed by a clinic that holds "
+                        "an application of the person."
+                    )
+                    % {"fields": ", ".join(sorted(refused))},
+                    code="person_change_not_permitted",
+                    details={"fields": sorted(refused)},
+                )
+            if changed:
+                for key in changed:
+                    setattr(person, key, values[key])
+                person.save(update_fields=[*sorted(changed), "updated_at"])
+                person_services.person_audit(
+                    person=person,
+                    action="person_changed",
+                    actor=actor,
+                    details={"changes": _person_changes(before, {key: values[key] for key in changed})},
+                )
         if support_categories is not None:
             # Dated: the categories given hold from today and replace the ones held, never merge.
-            from enrollment import person_services
-
             person_services.person_categories_replace(
                 person=person,
                 categories=support_categories,
@@ -267,6 +322,32 @@ def person_register(
             )
             person.refresh_from_db()
     return person
+
+
+def _masked_person_value(key: str, value: Any) -> Any:
+    """Values for the person's audit trail: personal ones masked (readable enough to see a change)."""
+    if value in (None, ""):
+        return value
+    if key == "name":
+        text = str(value)
+        return text[:1] + "*" * (len(text) - 1)
+    if key == "phone":
+        return notifications.mask_phone(str(value))
+    if key == "insurance_number":
+        return mask_id_number(str(value))
+    if key == "insured_region":
+        return value.code if isinstance(value, Region) else value
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _person_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        key: {"from": _masked_person_value(key, before.get(key)), "to": _masked_person_value(key, value)}
+        for key, value in sorted(after.items())
+        if key not in ("sex", "birth_date")
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -318,6 +399,7 @@ def application_submit(
                 renews=renews,
                 treating_institution=treating_institution,
                 filing_institution=institution,
+                viewer=actor,
             )
         )
         application = Application(
@@ -447,6 +529,7 @@ def application_diagnose(
 
 
 def _ensure_filing_side(application: Application, actor: Any) -> None:
+    """Staff of the filing or the treating institution (or an administrator): adding documents."""
     if roles.has_any_role(actor, roles.ADMIN):
         return
     institution = selectors.user_institution(actor)
@@ -457,10 +540,20 @@ def _ensure_filing_side(application: Application, actor: Any) -> None:
         raise NotPermitted(_("Only staff of the filing institution may do this."))
 
 
+def _ensure_filing_institution(application: Application, actor: Any) -> None:
+    """Withdrawing and resubmitting are the applicant's requests, held by the institution that filed them:
+    its staff (and administrators) act on them; a treating hospital that did not file adds documents and
+    diagnoses, but does not withdraw or resubmit another institution's filing (issue 18 item 11)."""
+    if not selectors.on_filing_institution(actor, application):
+        raise NotPermitted(
+            _("Only staff of the institution that filed this application (or an administrator) may do this.")
+        )
+
+
 def application_withdraw(*, application_id: int, actor: Any, reason: str = "") -> Application:
     with transaction.atomic():
         application = lock_application(application_id)
-        _ensure_filing_side(application, actor)
+        _ensure_filing_institution(application, actor)
         run_transition(application=application, name="withdraw", actor=actor, audit=AuditFields(reason=reason))
         renewal_closed(renewal=application, actor=actor)
         return application
@@ -526,7 +619,7 @@ def application_resubmit(
     prepared = [_prepare_document(doc_type, upload) for doc_type, upload in documents]
     with StoredFiles() as files, transaction.atomic():
         application = lock_application(application_id)
-        _ensure_filing_side(application, actor)
+        _ensure_filing_institution(application, actor)
         for doc in prepared:
             _store_document(application=application, prepared=doc, actor=actor, files=files)
         return run_transition(application=application, name="resubmit", actor=actor, audit=AuditFields(reason=note))
@@ -901,6 +994,23 @@ def personal_data_access_record(
     return PersonalDataAccess.objects.create(
         viewer=viewer, person=person, application=application, purpose=purpose, reason=reason
     )
+
+
+def personal_data_access_record_many(*, viewer: Any, person_ids: Sequence[int], purpose: str, reason: str = "") -> int:
+    """Record that ``viewer`` was handed the full records of many persons at once (an export): one access-log
+    row per person, written in one bulk insert. Returns the number of rows."""
+    from enrollment.models import AccessPurpose, PersonalDataAccess
+
+    if purpose not in AccessPurpose.values:
+        raise ValueError(f"unknown access purpose {purpose!r}")
+    reason = (reason or "").strip()[:ACCESS_REASON_MAX_LENGTH]
+    now = timezone.now()
+    rows = [
+        PersonalDataAccess(viewer=viewer, person_id=person_id, purpose=purpose, reason=reason, at=now)
+        for person_id in person_ids
+    ]
+    PersonalDataAccess.objects.bulk_create(rows, batch_size=1000)
+    return len(rows)
 
 
 # ---------------------------------------------------------------------------

@@ -1,11 +1,15 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from enrollment import views
+from enrollment import forms, views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="registration/login.html", authentication_form=forms.LoginForm),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("applications/", views.application_list, name="application-list"),
     path("applications/new/", views.application_file, name="application-file"),

@@ -9,6 +9,7 @@ router.register("diseases", api.DiseaseViewSet, basename="disease")
 router.register("institutions", api.InstitutionViewSet, basename="institution")
 router.register("applications", api.ApplicationViewSet, basename="application")
 router.register("reminders", api.ReminderInboxViewSet, basename="reminder")
+router.register("auth/tokens", api.ApiTokenViewSet, basename="api-token-item")
 
 urlpatterns = [
     path("auth/token/", api.TokenView.as_view(), name="api-token"),

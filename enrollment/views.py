@@ -312,6 +312,7 @@ def _render_detail(request: HttpRequest, application: Any, bound: dict[str, Any]
             "actions": actions,
             "action_forms": action_forms,
             "renewals": application.renewals.all(),
+            "panels": [panel for hook in selectors.APPLICATION_PANELS if (panel := hook(request, application))],
         },
         status=status,
     )
@@ -416,10 +417,28 @@ def application_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
 @login_required
 @require_GET
 def document_download(request: HttpRequest, pk: int) -> FileResponse:
+    """A diagnosis document opened: every opening is written to the access log (§10, issue 18 item 9)."""
+    from enrollment.models import AccessPurpose
+
     document = get_object_or_404(
-        Document.objects.filter(application__in=selectors.applications_visible_to(request.user)), pk=pk
+        Document.objects.filter(application__in=selectors.applications_visible_to(request.user)).select_related(
+            "application__person"
+        ),
+        pk=pk,
     )
-    return FileResponse(document.file.open("rb"), content_type=document.content_type, filename=document.original_name)
+    handle = document.file.open("rb")  # a missing file fails here, before anything is logged as seen
+    try:
+        services.personal_data_access_record(
+            viewer=request.user,
+            person=document.application.person,
+            application=document.application,
+            purpose=AccessPurpose.DOCUMENT_VIEW,
+            reason=f"document #{document.pk} ({document.doc_type})",
+        )
+    except Exception:
+        handle.close()
+        raise
+    return FileResponse(handle, content_type=document.content_type, filename=document.original_name)
 
 
 # ---------------------------------------------------------------------------
@@ -561,19 +580,15 @@ def reports(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def report_csv(request: HttpRequest, name: str) -> HttpResponse:
-    import csv
-
     from enrollment import report_selectors
+    from interop.tabular import csv_chunks  # the one CSV writer: BOM for Excel, no text cell read as a formula
 
     _require_admin(request.user)
     if name not in report_selectors.REPORTS:
         raise Http404
     table = report_selectors.report(name, request.user, months=_report_months(request))
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    header = [str(label) for _key, label in table.columns]
+    rows = ([row[key] for key, _label in table.columns] for row in table.rows)
+    response = HttpResponse(b"".join(csv_chunks(header, rows)), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-    response.write("\ufeff")  # Excel opens UTF-8 Chinese text correctly only with a BOM
-    writer = csv.writer(response)
-    writer.writerow([str(label) for _key, label in table.columns])
-    for row in table.rows:
-        writer.writerow([row[key] for key, _label in table.columns])
     return response

@@ -75,7 +75,7 @@ def parse_catalogue(content: bytes, name: str = "", version: str | None = None) 
         text, _encoding = decode_text(content)
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply for the decoder
             raise InvalidInput(
                 _("The catalogue is not valid JSON: %(error)s") % {"error": exc}, code="invalid_catalogue"
             )

@@ -145,6 +145,7 @@ _NATIONAL_VALUES = (
     "physician__licence_number",
     "valid_from",
     "valid_until",
+    "person_id",  # not exported: whose record the row carries (the access log of full-ID exports)
 )
 OFFICE_FIELDS = (
     "application",
@@ -203,7 +204,12 @@ def period_bounds(period: str) -> tuple[dt.date, dt.date]:
         start = dt.datetime.strptime(period, "%Y-%m").date()
     except (TypeError, ValueError):
         raise InvalidInput(_("Give the period as YYYY-MM, e.g. 2026-11."), details={"field": "period"})
-    return start, first_of_next_month(start)
+    try:
+        return start, first_of_next_month(start)
+    except (ValueError, OverflowError):  # 9999-12: its next month is in year 10000, past any date
+        raise InvalidInput(
+            _("The period %(period)s is out of range.") % {"period": period}, details={"field": "period"}
+        )
 
 
 def export_request(
@@ -263,10 +269,24 @@ def _date(value: dt.date | None) -> str:
     return value.isoformat() if value else ""
 
 
+# A chunk of export rows: (person id, row) each, so that whoever hands the rows out can log whose they are.
+ExportChunk = list[tuple[int, tuple[Any, ...]]]
+
+
 def export_rows(
     *, viewer: Any | None, request: ExportRequest, chunk_size: int = 2000
 ) -> tuple[tuple[str, ...], Iterator[tuple[Any, ...]]]:
-    """The header and a lazy row iterator: values_list + iterator(), so memory stays flat."""
+    """The header and a lazy row iterator, for reading. What is handed to a person or a file goes through
+    ``interop.services.export_enrollments``, which writes the access log of full-ID exports."""
+    header, chunks = export_chunks(viewer=viewer, request=request, chunk_size=chunk_size)
+    return header, (row for chunk in chunks for _person_id, row in chunk)
+
+
+def export_chunks(
+    *, viewer: Any | None, request: ExportRequest, chunk_size: int = 2000
+) -> tuple[tuple[str, ...], Iterator[ExportChunk]]:
+    """The header and the rows, lazily in chunks of ``chunk_size`` with each row's person id: values_list +
+    iterator(), so memory stays flat."""
     queryset = enrollments_for_export(viewer=viewer, request=request)
     logger.info(
         "enrollment export: user=%s region=%s period=%s shape=%s full_id_numbers=%s",
@@ -278,73 +298,78 @@ def export_rows(
     )
     if request.shape == NATIONAL:
         # 两病 medication coverage is not a 门慢特病 filing: it never goes to the platform's 2503 shape.
-        return NATIONAL_FIELDS, _national_rows(queryset.exclude(kind=ApplicationKind.TWO_DISEASES), chunk_size)
+        return NATIONAL_FIELDS, _national_chunks(queryset.exclude(kind=ApplicationKind.TWO_DISEASES), chunk_size)
     start, end = period_bounds(request.period)
     on = min(end - dt.timedelta(days=1), timezone.localdate())
-    return OFFICE_FIELDS, _office_rows(queryset, chunk_size, request.full_id_numbers, max(on, start))
+    return OFFICE_FIELDS, _office_chunks(queryset, chunk_size, request.full_id_numbers, max(on, start))
 
 
-def _national_rows(queryset: QuerySet[Application], chunk_size: int) -> Iterator[tuple[Any, ...]]:
-    for (
-        psn_no,
+def _national_chunks(queryset: QuerySet[Application], chunk_size: int) -> Iterator[ExportChunk]:
+    rows = queryset.values_list(*_NATIONAL_VALUES).iterator(chunk_size=chunk_size)
+    while chunk := list(itertools.islice(rows, chunk_size)):
+        yield [(row[-1], _national_row(*row[:-1])) for row in chunk]
+
+
+def _national_row(
+    psn_no: Any,
+    certno: str,
+    name: str,
+    sex: str,
+    birth: dt.date | None,
+    tel: Any,
+    insutype: str,
+    admdvs: str,
+    code: str,
+    disease_name: str,
+    diagnosing_institution: Any,
+    treating_institution: Any,
+    diagnosis_date: dt.date | None,
+    doctor: Any,
+    valid_from: dt.date | None,
+    valid_until: dt.date | None,
+) -> tuple[Any, ...]:
+    return (
+        psn_no or "",
         certno,
         name,
         sex,
-        birth,
-        tel,
+        _date(birth),
+        tel or "",
         insutype,
         admdvs,
         code,
         disease_name,
-        diagnosing_institution,
-        treating_institution,
-        diagnosis_date,
-        doctor,
-        valid_from,
-        valid_until,
-    ) in queryset.values_list(*_NATIONAL_VALUES).iterator(chunk_size=chunk_size):
-        yield (
-            psn_no or "",
-            certno,
-            name,
-            sex,
-            _date(birth),
-            tel or "",
-            insutype,
-            admdvs,
-            code,
-            disease_name,
-            diagnosing_institution or treating_institution,
-            _date(diagnosis_date),
-            doctor or "",
-            _date(valid_from),
-            _date(valid_until),
-        )
+        diagnosing_institution or treating_institution,
+        _date(diagnosis_date),
+        doctor or "",
+        _date(valid_from),
+        _date(valid_until),
+    )
 
 
-def _office_rows(
+def _office_chunks(
     queryset: QuerySet[Application], chunk_size: int, full_ids: bool, categories_on: dt.date
-) -> Iterator[tuple[Any, ...]]:
+) -> Iterator[ExportChunk]:
     """The office list; the support categories are those valid on ``categories_on`` (the period's last day,
     or today for the current month), looked up per chunk."""
     rows = queryset.values_list(*_OFFICE_VALUES).iterator(chunk_size=chunk_size)
-    while True:
-        chunk = list(itertools.islice(rows, chunk_size))
-        if not chunk:
-            return
+    while chunk := list(itertools.islice(rows, chunk_size)):
         categories = categories_for_persons(sorted({row[17] for row in chunk}), categories_on)
-        for row in chunk:
-            decided_at = row[13]
-            yield (
-                row[0],
-                row[1] if full_ids else mask_id_number(row[1]),
-                *row[2:4],
-                _date(row[4]),
-                row[5] or "",
-                *row[6:13],
-                _date(timezone.localtime(decided_at).date()) if decided_at else "",
-                _date(row[14]),
-                _date(row[15]),
-                "two_diseases" if row[16] == ApplicationKind.TWO_DISEASES else BENEFIT_OF_ROW.get(row[9], ""),
-                ";".join(categories.get(row[17], [])),
-            )
+        yield [(row[17], _office_row(row, full_ids, categories)) for row in chunk]
+
+
+def _office_row(row: tuple[Any, ...], full_ids: bool, categories: dict[int, list[str]]) -> tuple[Any, ...]:
+    decided_at = row[13]
+    return (
+        row[0],
+        row[1] if full_ids else mask_id_number(row[1]),
+        *row[2:4],
+        _date(row[4]),
+        row[5] or "",
+        *row[6:13],
+        _date(timezone.localtime(decided_at).date()) if decided_at else "",
+        _date(row[14]),
+        _date(row[15]),
+        "two_diseases" if row[16] == ApplicationKind.TWO_DISEASES else BENEFIT_OF_ROW.get(row[9], ""),
+        ";".join(categories.get(row[17], [])),
+    )

@@ -11,7 +11,8 @@ from interop.selectors import BASES, DECIDED, OFFICE, SHAPES
 class RosterImportSerializer(serializers.ModelSerializer):
     progress = serializers.IntegerField(read_only=True, help_text="percent of lines processed in the current phase")
     uploaded_by = serializers.CharField(source="uploaded_by.username", read_only=True)
-    scope_region = serializers.CharField(source="scope_region.code", read_only=True, default=None)
+    # null for an administrator's upload (the whole province); the schema says so (found by the hostile-input fuzz).
+    scope_region = serializers.CharField(source="scope_region.code", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = RosterImport

@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db import transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from enrollment import roles
 from enrollment import selectors as enrollment_selectors
-from enrollment.models import Application, Disease, Region, State
+from enrollment.models import Application, AuditEntry, Disease, Region, State
 from enrollment.periods import period_key
-from reviews.models import Outcome, ReviewBatch, ReviewItem, StageDecision
+from reviews.models import BatchState, Outcome, ReviewBatch, ReviewItem, StageDecision
 
 DEFAULT_REVIEW_STAGES: dict[str, list[str]] = {
     "11": ["initial_review"],
@@ -109,6 +111,37 @@ def due_batches(day: dt.date) -> list[DueBatch]:
         if assembly_candidates(region_id=region.pk, cutoff=batch_cutoff(period, policy.batch_day)).exists():
             due.setdefault((region.pk, period), DueBatch(region.pk, period))
     return sorted(due.values(), key=lambda d: (d.period, d.region_id))
+
+
+def stalled_batches(*, now: dt.datetime, idle: dt.timedelta) -> list[DueBatch]:
+    """Batches a dead worker left half-assembled: not assembled, not closed, and nothing moved into them for
+    ``idle``. Progress is the newest ``enqueue`` audit row of the batch (each chunk writes its rows when it
+    commits), or the batch's creation when no chunk committed; a run that is alive commits a chunk every
+    fraction of a second. A run that is alive but stuck inside a chunk (waiting on a row lock) holds the
+    batch row: on PostgreSQL such a batch is skipped (``SKIP LOCKED``), so that resumes do not pile up
+    behind it and fill the batch workers."""
+    threshold = now - idle
+    last_chunk = (
+        AuditEntry.objects.filter(batch_id=OuterRef("pk"), transition="enqueue").order_by("-at").values("at")[:1]
+    )
+    rows = (
+        ReviewBatch.objects.filter(assembled_at__isnull=True, created_at__lte=threshold)
+        .exclude(state=BatchState.CLOSED)
+        .annotate(progress=Coalesce(Subquery(last_chunk), F("created_at")))
+        .filter(progress__lte=threshold)
+        .order_by("period", "region_id")
+        .values_list("pk", "region_id", "period")
+    )
+    candidates = list(rows)
+    if not candidates:
+        return []
+    with transaction.atomic():
+        free = set(
+            ReviewBatch.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=[pk for pk, _region_id, _period in candidates])
+            .values_list("pk", flat=True)
+        )
+    return [DueBatch(region_id, period) for pk, region_id, period in candidates if pk in free]
 
 
 def batch_counts(batch: ReviewBatch) -> dict[str, Any]:

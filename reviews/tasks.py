@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from enrollment.services import get_system_user
@@ -26,6 +27,22 @@ def assemble_due_batches(day: str | None = None) -> list[list]:
     for item in due:
         assemble_batch.delay(item.region_id, item.period)
     return [[item.region_id, item.period] for item in due]
+
+
+@shared_task(name="reviews.tasks.resume_stalled_batches", acks_late=True)
+def resume_stalled_batches() -> list[list]:
+    """Beat, every 5 minutes: resume each batch a dead worker left half-assembled.
+
+    A worker killed mid-assembly leaves its message unacknowledged, and Redis redelivers it only after the
+    visibility timeout (an hour); this finds the batch once nothing has moved into it for
+    REVIEW_BATCH_RESUME_AFTER_MINUTES and sends its assembly again (safe beside a late redelivery or a
+    second run: chunks lock the batch row and take only applications still ``diagnosed``).
+    """
+    idle = dt.timedelta(minutes=settings.REVIEW_BATCH_RESUME_AFTER_MINUTES)
+    stalled = selectors.stalled_batches(now=timezone.now(), idle=idle)
+    for item in stalled:
+        assemble_batch.delay(item.region_id, item.period)
+    return [[item.region_id, item.period] for item in stalled]
 
 
 @shared_task(name="reviews.tasks.assemble_batch", acks_late=True)

@@ -58,7 +58,9 @@ def test_person_lookup_register_and_masking(world):
     number = synthetic_id_number(dt.date(1950, 7, 1), sex="2")
     missing = client.get("/api/v1/persons/", {"id_number": number})
     assert missing.status_code == 404
-    assert missing.json()["details"]["birth_date"] == "1950-07-01"
+    # The factory moves the birth date on every 400 numbers made in the run: read it from the number.
+    assert missing.json()["details"]["birth_date"] == f"{number[6:10]}-{number[10:12]}-{number[12:14]}"
+    assert number[6:10] == "1950"
     created = client.post(
         "/api/v1/persons/",
         {"id_number": number, "name": "李娜", "insured_region": world.region.code, "insurance_type": "310"},

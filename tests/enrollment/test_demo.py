@@ -24,6 +24,11 @@ def test_seed_demo_creates_users_per_role_and_applications_in_several_states():
     assert Application.objects.values("state").distinct().count() >= 3
     assert AuditEntry.objects.count() >= Application.objects.count()
     assert all(ric.is_valid(p.id_number) for p in Person.objects.all())
+    # A little dated status history, applied: a resumed suspension and a household that left poverty.
+    from enrollment.models import PersonCategory, PersonStatusEvent
+
+    assert PersonStatusEvent.objects.filter(source="demo", applied_at__isnull=False).count() == 4
+    assert PersonCategory.objects.filter(category="minimum_living", valid_until__isnull=False).exists()
     # running it again keeps one set of users and does not refile
     call_command("seed_demo", "--password", "demo-secret-1", stdout=StringIO())
     assert Application.objects.count() == 12

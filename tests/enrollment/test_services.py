@@ -233,13 +233,16 @@ def test_person_register_normalises_and_derives(world):
         id_number=number.lower() + " ",
         name=" 王芳 ",
         insured_region=world.region,
-        actor=world.clerk,
+        actor=world.officer,
         support_categories=["monitored"],
     )
     assert person.id_number == number
     assert person.sex == "2"
     assert person.name == "王芳"
     assert person.birth_date.year == 1955
+    services.application_submit(
+        person=person, disease=world.hypertension, treating_institution=world.county, actor=world.clerk
+    )
     again = services.person_register(
         id_number=number, name="王芳", insured_region=world.region, actor=world.clerk, phone="13800000000"
     )
@@ -249,12 +252,73 @@ def test_person_register_normalises_and_derives(world):
         id_number=number,
         name="王芳",
         insured_region=world.region,
-        actor=world.clerk,
+        actor=world.officer,
         insurance_type="310",
         insurance_number="INS-1",
     )
     kept = services.person_register(id_number=number, name="王芳", insured_region=world.region, actor=world.clerk)
     assert (kept.insurance_type, kept.insurance_number, kept.phone) == ("310", "INS-1", "13800000000")
+
+
+def test_who_may_change_which_person_fields_and_every_change_is_audited(world):
+    """Issue 18: any staff member could overwrite any person (region, insurance, categories, phone)."""
+    from enrollment.errors import NotPermitted
+    from enrollment.models import PersonAuditEntry
+    from tests.factories import synthetic_id_number
+
+    person = services.person_register(
+        id_number=synthetic_id_number(dt.date(1961, 2, 3)),
+        name="张三",
+        insured_region=world.region,
+        actor=world.officer,
+    )
+    # Another clinic, holding no application of the person: neither contact details nor office fields.
+    for changes, fields in (
+        ({"phone": "13900000000"}, ["phone"]),
+        ({"insurance_type": "310"}, ["insurance_type"]),
+        ({"insured_region": world.other_region}, ["insured_region"]),
+        ({"name": "李四"}, ["name"]),
+        ({"support_categories": ["orphan"]}, ["support_categories"]),
+    ):
+        args = {"id_number": person.id_number, "name": "张三", "insured_region": world.region, **changes}
+        with pytest.raises(NotPermitted) as refused:
+            services.person_register(actor=world.other_clerk, **args)
+        assert refused.value.code == "person_change_not_permitted" and refused.value.details["fields"] == fields
+    person.refresh_from_db()
+    assert (person.phone, person.insurance_type, person.insured_region, person.name) == (
+        "",
+        "390",
+        world.region,
+        "张三",
+    )
+    # The same values again change nothing and are allowed (a clinic re-sending what is on record).
+    services.person_register(
+        id_number=person.id_number, name="张三", insured_region=world.region, actor=world.other_clerk
+    )
+    # A clinic holding an application of the person keeps the phone up to date; audited, masked.
+    services.application_submit(
+        person=person, disease=world.hypertension, treating_institution=world.county, actor=world.clerk
+    )
+    services.person_register(
+        id_number=person.id_number, name="张三", insured_region=world.region, actor=world.clerk, phone="13912345678"
+    )
+    entries = list(PersonAuditEntry.objects.filter(person=person).order_by("id"))
+    assert [e.action for e in entries] == ["person_registered", "person_changed"]
+    assert entries[1].actor == world.clerk
+    assert entries[1].details["changes"] == {"phone": {"from": "", "to": "139****5678"}}
+    # The office corrects region and insurance.
+    services.person_register(
+        id_number=person.id_number,
+        name="张三",
+        insured_region=world.other_region,
+        actor=world.officer,
+        insurance_type="310",
+    )
+    last = PersonAuditEntry.objects.filter(person=person).order_by("-id").first()
+    assert last.details["changes"] == {
+        "insurance_type": {"from": "390", "to": "310"},
+        "insured_region": {"from": world.region.code, "to": world.other_region.code},
+    }
 
 
 def test_person_register_rejects_bad_input(world):

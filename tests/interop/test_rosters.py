@@ -223,11 +223,35 @@ def test_csv_encodings(world, encoding):
     assert roster.encoding == ("gbk" if encoding == "gbk" else "utf-8")
 
 
-def test_missing_columns_are_refused_at_upload(world):
+def test_missing_columns_fail_the_dry_run_with_the_columns_named(world):
+    # The upload request no longer parses the file (issue 18 item 6): the header is the task's to check.
+    roster = services.roster_import_create(name="r.csv", content="姓名,电话\n甲,1\n".encode(), actor=world.admin)
+    assert roster.state == ImportState.PENDING
+    roster = services.roster_import_run(import_id=roster.pk)
+    assert roster.state == ImportState.FAILED and roster.rows.count() == 0
     with pytest.raises(InvalidInput) as caught:
-        services.roster_import_create(name="r.csv", content="姓名,电话\n甲,1\n".encode(), actor=world.admin)
+        from interop.rosters import REQUIRED_COLUMNS, ROSTER_COLUMNS
+        from interop.tabular import map_header
+
+        map_header(["姓名", "电话"], ROSTER_COLUMNS, REQUIRED_COLUMNS)
     assert caught.value.code == "missing_columns"
     assert set(caught.value.details["missing"]) == {"id_number", "region", "conditions"}
+    assert roster.error == str(caught.value.message)
+
+
+@pytest.mark.parametrize(
+    "content, name",
+    [
+        (b"", "r.csv"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100, "r.xls"),  # old binary Excel
+        ("身份证号,姓名\n".encode(), "r.xlsx"),  # called .xlsx, not a ZIP
+        (b"\xff\xfe\xfa\x80" * 100, "r.csv"),  # neither UTF-8 nor GBK
+    ],
+)
+def test_upload_refuses_what_its_first_bytes_show_cannot_be_read(world, content, name):
+    with pytest.raises(InvalidInput) as caught:
+        services.roster_import_create(name=name, content=content, actor=world.admin)
+    assert caught.value.code == "invalid_file"
     assert RosterImport.objects.count() == 0
 
 

@@ -44,7 +44,7 @@ UNSENT = (ReminderStatus.PENDING, ReminderStatus.SENDING, ReminderStatus.FAILED)
 
 def enrollments(world: Any, day: dt.date) -> dict[str, list[int]]:
     """Committed approved enrollments: some past their end (to expire), the rest inside the renewal window."""
-    specs: list[tuple[str, int]] = [("expire", -10)] * TO_EXPIRE
+    specs: list[tuple[str, int]] = [("expire", -70)] * TO_EXPIRE  # past the default 60 grace days
     for offset, (size, days_left) in GROUPS.items():
         specs += [(f"due_{offset}", days_left)] * size
     persons = bulk_persons(world, len(specs), name="到期测试", phone_prefix="138")

@@ -14,6 +14,18 @@ from django.test import Client
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def _no_cached_worker_answer():
+    """/health/worker/ keeps the last ping's answer for a few seconds: no test may see another's."""
+    from django.core.cache import cache
+
+    from config.health import WORKER_ANSWER_KEY, WORKER_PING_LOCK_KEY
+
+    cache.delete_many([WORKER_ANSWER_KEY, WORKER_PING_LOCK_KEY])
+    yield
+    cache.delete_many([WORKER_ANSWER_KEY, WORKER_PING_LOCK_KEY])
+
+
 def test_web_is_up_without_login_or_database(db):
     response = Client().get("/health/")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
@@ -87,7 +99,9 @@ def test_no_worker_is_a_clear_503(db):
 
 @pytest.mark.redis
 def test_a_running_worker_answers_the_ping(db, settings, tmp_path):
-    """Start a real worker on the Redis broker (a process this test owns) and see it answer."""
+    """Start a real worker on the Redis broker (a process this test owns) and see it answer (asked with the
+    health token, so that every poll pings instead of reading the last answer)."""
+    settings.HEALTH_TOKEN = "health-token-for-tests-0123456789"
     env = {**os.environ, "REDIS_URL": settings.REDIS_URL, "VAR_DIR": str(tmp_path)}
     worker = subprocess.Popen(
         [
@@ -116,7 +130,7 @@ def test_a_running_worker_answers_the_ping(db, settings, tmp_path):
         deadline = time.monotonic() + 60
         response = None
         while time.monotonic() < deadline:
-            response = Client().get("/health/worker/")
+            response = Client().get("/health/worker/", HTTP_AUTHORIZATION=f"Bearer {settings.HEALTH_TOKEN}")
             if response.status_code == 200:
                 break
             time.sleep(1)

@@ -35,7 +35,6 @@ from django.conf import settings
 from django.db.models import Count
 from django.test import Client
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from enrollment import roles, selectors
 from enrollment.models import (
@@ -47,6 +46,7 @@ from enrollment.models import (
     Person,
     State,
 )
+from enrollment.token_services import api_token_issue
 from reviews.models import Outcome, ReviewBatch, ReviewItem, StageDecision
 from tests.factories import staff_user, synthetic_id_number
 from tests.reliability.processes import database_url, free_port, stop, tail
@@ -204,8 +204,8 @@ def build_world(world: Any) -> dict[str, Any]:
         "eligible": eligible,
         "contended": contended,
         "plan": {
-            "clinic_tokens": [Token.objects.get_or_create(user=u)[0].key for u in clerks],
-            "reviewer_tokens": [Token.objects.get_or_create(user=u)[0].key for u in reviewers],
+            "clinic_tokens": [api_token_issue(user=u, name="load test").key for u in clerks],
+            "reviewer_tokens": [api_token_issue(user=u, name="load test").key for u in reviewers],
             "reviewer_sessions": sessions,
             "contended_id_numbers": [p.id_number for p in contended],
             "fresh_id_numbers": [p.id_number for p in fresh],

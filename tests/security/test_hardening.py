@@ -13,8 +13,10 @@ from axes.models import AccessAttempt
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
+
+from enrollment.models import ApiToken
+from enrollment.token_services import api_token_issue, hash_key
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "pw-for-tests-2026"
@@ -163,7 +165,7 @@ def test_api_token_endpoint_locks_with_a_json_error(world, throttle):
     assert locked.status_code == 429
     body = locked.json()
     assert body["code"] == "login_locked" and body["message"]
-    assert not Token.objects.filter(user=world.clerk).exists()
+    assert not ApiToken.objects.filter(user=world.clerk).exists()
     # Another user from the same address is not affected (lockout is per name + address).
     other = client.post(url, {"username": world.reviewer.username, "password": PASSWORD}, format="json")
     assert other.status_code == 200
@@ -203,7 +205,7 @@ def test_revoked_token_stops_working_and_a_new_login_gives_a_new_one(world):
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert client.get("/api/v1/diseases/").status_code == 200
     assert client.delete("/api/v1/auth/token/revoke/").status_code == 204
-    assert not Token.objects.filter(key=token).exists()
+    assert not ApiToken.objects.filter(key_hash=hash_key(token)).exists()
     refused = client.get("/api/v1/diseases/")
     assert refused.status_code == 401 and refused.json()["code"] == "authentication_failed"
     # Revoking again with the dead token is refused too, not a server error.
@@ -214,12 +216,12 @@ def test_revoked_token_stops_working_and_a_new_login_gives_a_new_one(world):
 
 
 def test_revoking_one_users_token_leaves_others(world):
-    clerk_token = Token.objects.create(user=world.clerk)
-    reviewer_token = Token.objects.create(user=world.reviewer)
+    clerk_token = api_token_issue(user=world.clerk)
+    reviewer_token = api_token_issue(user=world.reviewer)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {clerk_token.key}")
     assert client.delete("/api/v1/auth/token/revoke/").status_code == 204
-    assert Token.objects.filter(pk=reviewer_token.pk).exists()
+    assert ApiToken.objects.filter(pk=reviewer_token.token.pk).exists()
 
 
 def test_anonymous_cannot_revoke(db):

@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from enrollment import roles, services
 from enrollment.models import PhysicianTitle, Reminder, ReminderChannel, ReminderStatus
+from enrollment.token_services import api_token_issue
 from tests.conftest import pdf_upload
 from tests.factories import DiseaseFactory, PhysicianFactory, staff_user
 
@@ -71,6 +72,11 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     # --- API: authentication ------------------------------------------------------------------
     ("POST", "/api/v1/auth/token/"): PUBLIC,  # wrong credentials are a 400, not a permission matter
     ("DELETE", "/api/v1/auth/token/revoke/"): ANY_STAFF,
+    # Each user lists and revokes only their own tokens (issue 18): anyone else's token id is a 404.
+    ("GET", "/api/v1/auth/tokens/"): ANY_STAFF,
+    ("DELETE", "/api/v1/auth/tokens/{pk}/"): allow(
+        "clinic", hide=("clinic_other", "physician", "reviewer", "reviewer_other", "officer", "admin")
+    ),
     ("GET", "/api/v1/"): ANY_STAFF,
     ("GET", "/api/schema/"): PUBLIC,
     ("GET", "/api/docs/"): PUBLIC,
@@ -84,7 +90,9 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     # A person's dated status: recorded by the insurance office, read by it and the reviewers.
     ("GET", "/api/v1/persons/{pk}/status-events/"): allow("reviewer", "reviewer_other", "officer", "admin"),
     ("POST", "/api/v1/persons/{pk}/status-events/"): allow("officer", "admin"),
-    ("GET", "/api/v1/coverage/"): ANY_STAFF,
+    # Coverage: institution staff about persons insured in their province, reviewers about their region
+    # (the asked person is insured in the "same" region), administrators about anyone.
+    ("GET", "/api/v1/coverage/"): allow("clinic", "clinic_other", "physician", "reviewer", "officer", "admin"),
     # --- API: applications ---------------------------------------------------------------------
     ("GET", "/api/v1/applications/"): ANY_STAFF,
     ("POST", "/api/v1/applications/"): allow("clinic", "clinic_other", "admin"),
@@ -176,6 +184,30 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/worklist/{pk}/file/"): allow("clinic", "admin", hide=("clinic_other",)),
     ("POST", "/worklist/{pk}/dismiss/"): allow("clinic", "officer", "admin", hide=("clinic_other",)),
 }
+
+# The POST look-ups (issue 18 item 10: the ID number in the body, out of URLs and access logs) answer every role
+# exactly as the GETs they replace.
+EXPECTED[("POST", "/api/v1/persons/lookup/")] = EXPECTED[("GET", "/api/v1/persons/")]
+EXPECTED[("POST", "/api/v1/coverage/")] = EXPECTED[("GET", "/api/v1/coverage/")]
+
+# The national platform link (nhsa): centre officers and administrators; messages and differences of another
+# institution's applications, and another province's reconciliation runs, are 404.
+PLATFORM_OFFICE = allow("officer", "admin")
+EXPECTED.update(
+    {
+        ("GET", "/platform/messages/"): PLATFORM_OFFICE,
+        ("POST", "/platform/messages/{pk}/retry/"): PLATFORM_OFFICE,
+        ("POST", "/platform/messages/{pk}/release/"): PLATFORM_OFFICE,
+        ("POST", "/platform/messages/{pk}/cancel/"): PLATFORM_OFFICE,
+        ("GET", "/platform/reconciliations/"): PLATFORM_OFFICE,
+        ("GET", "/platform/reconciliations/{pk}/"): PLATFORM_OFFICE,
+        ("GET", "/platform/reconciliations/{pk}/differences.csv"): PLATFORM_OFFICE,
+        ("GET", "/platform/reconciliations/{pk}/differences.xlsx"): PLATFORM_OFFICE,
+        ("POST", "/platform/differences/{pk}/resend/"): PLATFORM_OFFICE,
+        ("POST", "/platform/differences/{pk}/cancel/"): PLATFORM_OFFICE,
+        ("POST", "/platform/differences/{pk}/accept/"): PLATFORM_OFFICE,
+    }
+)
 
 # Routes deliberately outside the matrix, with the reason.
 NOT_WALKED = {
@@ -357,6 +389,7 @@ def _make_world_objects(world: Any) -> dict[str, Objects]:
             institution=institution,
             message="expiring soon",
         )
+        side_values["token"] = api_token_issue(user=clerk, name=f"matrix {side}").token
         side_values["roster"] = RosterImport.objects.create(
             uploaded_by=world.officer if side == "same" else world.admin,
             institution=institution,
@@ -367,6 +400,7 @@ def _make_world_objects(world: Any) -> dict[str, Objects]:
         side_values["filing"] = AssistedFiling.objects.create(
             person=person, disease=world.copd, institution=institution
         )
+        side_values.update(_platform_objects(world, side, application, approved))
         per_side[side] = side_values
     catalogue = CatalogueImport.objects.create(
         uploaded_by=world.admin, original_name="catalogue.json", version="2", data={"version": "2", "diseases": []}
@@ -385,10 +419,31 @@ def _make_world_objects(world: Any) -> dict[str, Objects]:
                 "reminder": values["reminder"].pk,
                 "roster": values["roster"].pk,
                 "filing": values["filing"].pk,
+                "token": values["token"].pk,
                 "catalogue": catalogue.pk,
+                "platform_message": values["platform_message"].pk,
+                "reconciliation": values["reconciliation"].pk,
+                "difference": values["difference"].pk,
             }
         )
     return objects
+
+
+def _platform_objects(world: Any, side: str, application: Any, approved: Any) -> dict[str, Any]:
+    """A held platform message of the side's application and a reconciliation run with one difference; the
+    other side's run is another province's (runs are per province)."""
+    from enrollment.models import Region
+    from nhsa.models import MessageKind, MessageState, PlatformDifference, PlatformMessage, PlatformReconciliation
+
+    message = PlatformMessage.objects.create(
+        application=approved, kind=MessageKind.FILE, msgid=f"matrix-{side}", state=MessageState.HELD
+    )
+    region = world.province if side == "same" else Region.objects.create(code="110000", name="北京市")
+    run = PlatformReconciliation.objects.create(region=region, day=timezone.localdate(), started_by=world.admin)
+    difference = PlatformDifference.objects.create(
+        reconciliation=run, kind="dates_differ", application=approved, person=approved.person
+    )
+    return {"platform_message": message, "reconciliation": run, "difference": difference}
 
 
 # Which object a {pk} stands for, by route prefix (first match wins).
@@ -415,9 +470,27 @@ PK_KIND = [
     ("/api/v1/assisted-filings/", "filing"),
     ("/api/v1/catalogue-imports/", "catalogue"),
     ("/api/v1/persons/", "person"),
+    ("/api/v1/auth/tokens/", "token"),  # a token of the clerk (same side) or of the other clerk
+    ("/platform/messages/", "platform_message"),
+    ("/platform/reconciliations/", "reconciliation"),
+    ("/platform/differences/", "difference"),
 ]
 # Routes whose objects belong to an institution or region (called with the other side's too).
-SCOPED_KINDS = {"application", "approved", "returned", "batch", "item", "document", "reminder", "roster", "filing"}
+SCOPED_KINDS = {
+    "application",
+    "approved",
+    "returned",
+    "batch",
+    "item",
+    "document",
+    "reminder",
+    "roster",
+    "filing",
+    "token",  # per user: the other clerk's token is theirs alone
+    "platform_message",
+    "reconciliation",
+    "difference",
+}
 
 
 def pk_kind(route: str) -> str:
@@ -486,6 +559,8 @@ def bodies(world: Any, same: Objects) -> dict[tuple[str, str], Any]:
             "insured_region": world.region.code,
         },
         ("GET", "/api/v1/coverage/"): {"id_number": newcomer.id_number, "disease": "M03900"},
+        ("POST", "/api/v1/persons/lookup/"): {"id_number": newcomer.id_number, "reason": "permission matrix"},
+        ("POST", "/api/v1/coverage/"): {"id_number": newcomer.id_number, "disease": "M03900"},
         ("POST", "/api/v1/applications/"): {
             "id_number": newcomer.id_number,
             "disease": "M05300",
@@ -616,6 +691,52 @@ def test_bulk_decide_by_non_reviewers_decides_nothing(world):
             assert response.json()["decided"] in ([], 0) and len(response.json()["failed"]) == 1
     item.refresh_from_db()
     assert item.outcome == "pending" and item.decided_at is None
+
+
+# Who may change which field of a registered person through POST /api/v1/persons/ (issue 18): the person
+# holds an application filed at the clerk's institution (world.county); "clinic_other" holds none.
+PERSON_CHANGES: dict[str, dict[str, str]] = {
+    "phone": allow("clinic", "physician", "officer", "admin"),
+    "insured_region": allow("officer", "admin"),
+    "insurance_type": allow("officer", "admin"),
+    "name": allow("officer", "admin"),
+    "support_categories": allow("officer", "admin"),
+}
+
+
+@pytest.mark.parametrize("field", sorted(PERSON_CHANGES))
+def test_person_change_matrix(world, field):
+    from enrollment.models import Person, PersonAuditEntry
+
+    person = world.person(name="张三", phone="13800000000")
+    services.application_submit(
+        person=person, disease=world.hypertension, treating_institution=world.county, actor=world.clerk
+    )
+    values = {
+        "phone": "13911112222",
+        "insured_region": world.other_region.code,
+        "insurance_type": "310",
+        "name": "李四",
+        "support_categories": ["orphan"],
+    }
+    for role, user in users(world).items():
+        Person.objects.filter(pk=person.pk).update(
+            phone="13800000000", insured_region=world.region, insurance_type="390", name="张三"
+        )
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        body = {"id_number": person.id_number, "name": "张三", "insured_region": world.region.code}
+        body[field] = values[field]
+        before = PersonAuditEntry.objects.filter(person=person, action="person_changed").count()
+        response = client.post("/api/v1/persons/", data=json.dumps(body), content_type="application/json")
+        got = outcome(response, "/api/v1/persons/")
+        assert got == PERSON_CHANGES[field][role], (field, role, response.status_code, response.content[:300])
+        changed = PersonAuditEntry.objects.filter(person=person, action="person_changed").count() - before
+        if got == OK and field != "support_categories":
+            assert changed == 1, (field, role)  # every change of a person's data has its audit row
+        if got != OK:
+            assert changed == 0
 
 
 INLINE_CODE = re.compile(

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -30,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from enrollment import services
+from enrollment.token_services import api_token_issue
 from tests.conftest import pdf_upload
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "30"))
@@ -128,8 +129,9 @@ def fuzz_as(role: str, max_examples: int) -> Any:
     @(schema if role == "administrator" else role_schema).parametrize()
     @settings(max_examples=max_examples, **SETTINGS)
     def test(case, fuzz_world):
-        # A fresh token per example: the fuzzed DELETE /auth/token/revoke/ legitimately kills the current one.
-        token, _created = Token.objects.get_or_create(user=getattr(fuzz_world, ROLE_USERS[role]))
+        # A fresh token per example: the fuzzed DELETE /auth/token/revoke/ (and /auth/tokens/{id}/) legitimately
+        # kill the current one.
+        token = api_token_issue(user=getattr(fuzz_world, ROLE_USERS[role]))
         REQUESTS[role] += 1
         case.call_and_validate(headers={"Authorization": f"Token {token.key}"}, checks=CHECKS)
 
@@ -158,9 +160,7 @@ STEP_ROLES = {
 def test_stateful_workflows_follow_the_links(fuzz_world):
     """Chains of requests along the schema's links; ids flow from one response into the next request."""
     assert schema.raw_schema["paths"]["/api/v1/applications/"]["post"]["responses"]["201"]["links"], "no links"
-    tokens = {
-        role: Token.objects.get_or_create(user=getattr(fuzz_world, user))[0].key for role, user in ROLE_USERS.items()
-    }
+    tokens = {role: api_token_issue(user=getattr(fuzz_world, user)).key for role, user in ROLE_USERS.items()}
     seen: Counter[str] = Counter()
     created: set[str] = set()
 
@@ -187,7 +187,7 @@ def test_stateful_workflows_follow_the_links(fuzz_world):
         def get_call_kwargs(self, case):
             # The revoke operation may have deleted the role's token in an earlier step: give it a live one.
             role = STEP_ROLES.get(f"{case.method.upper()} {case.path}", "clinic_staff")
-            token, _created = Token.objects.get_or_create(user=getattr(fuzz_world, ROLE_USERS[role]))
+            token = api_token_issue(user=getattr(fuzz_world, ROLE_USERS[role]))
             tokens[role] = token.key
             return {"headers": {"Authorization": f"Token {token.key}"}}
 
@@ -248,3 +248,86 @@ def _api_routes(resolver, prefix: str = "") -> list[str]:
             path = path.replace("\\.", ".").replace("{pk}", "{id}")
             routes.append(path)
     return sorted(set(routes))
+
+
+# ---------------------------------------------------------------------------
+# Hostile input (issue 18 items 5 and 12): what random schema-driven data rarely produces. Every operation gets
+# positive examples with one field (a query parameter, a body field or a path parameter) replaced by hostile text —
+# a NUL, 10,000 characters, right-to-left marks, emoji, combining marks — or a JSON value nested past the
+# parser's limit; the token endpoint gets hostile user names. Same checks: no 5xx, the JSON error on every 4xx.
+# ---------------------------------------------------------------------------
+
+HOSTILE_EXAMPLES = int(os.environ.get("SCHEMATHESIS_HOSTILE_EXAMPLES", "6"))
+HOSTILE_TEXT = st.one_of(
+    st.text(max_size=12).map(lambda text: text + "\x00"),
+    st.text(max_size=12).map(lambda text: "\x00" + text),
+    st.sampled_from(["x" * 10_000, "名" * 10_000, "9" * 10_000]),
+    st.sampled_from(["\u202eadmin\u200f", "\u200e\u200f\u202a\u202b\u202c", "👩‍⚕️🩺", "e\u0301\u0301\u0301", "\ufeff"]),
+    st.lists(st.sampled_from(["\x00", "\u202e", "\u200f", "🩺", "名", "a", "\t", "\\u0000"]), min_size=1).map("".join),
+)
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "x"
+    for _level in range(depth):
+        value = [value]
+    return value
+
+
+NESTED_JSON = st.integers(min_value=33, max_value=400).map(_nested)
+HOSTILE_USER_NAMES = st.one_of(
+    HOSTILE_TEXT,
+    st.integers(min_value=140, max_value=300).map(lambda n: "u" * n),
+    st.sampled_from([10_000, 50_000]).map(lambda n: "名" * n),
+)
+
+
+def _inject_hostile(case: Any, data: Any) -> str:
+    """Replace one field of a positive example by hostile input; returns where, for the report."""
+    fields = [("query", name) for name in case.query or {}]
+    fields += [("path", name) for name in case.path_parameters or {}]
+    if isinstance(case.body, dict):
+        fields += [("body", name) for name in case.body]
+    where, name = data.draw(st.sampled_from(fields or [("query", "hostile")]))
+    json_body = where == "body" and "json" in (case.media_type or "")
+    value = data.draw(st.one_of(HOSTILE_TEXT, NESTED_JSON) if json_body else HOSTILE_TEXT)
+    if where == "query":
+        case.query = {**(case.query or {}), name: value}
+    elif where == "path":
+        case.path_parameters = {**case.path_parameters, name: value}
+    else:
+        case.body = {**case.body, name: value}
+    return f"{where}:{name}"
+
+
+HOSTILE_OPERATIONS = [result.ok() for result in schema.get_all_operations()]
+
+
+@pytest.mark.parametrize("operation", HOSTILE_OPERATIONS, ids=[op.label for op in HOSTILE_OPERATIONS])
+def test_hostile_input_in_every_operation(operation, fuzz_world):
+    """One hostile field per example, as administrator (who may call every operation)."""
+
+    @settings(max_examples=HOSTILE_EXAMPLES, **SETTINGS)
+    @given(case=operation.as_strategy(), data=st.data())
+    def run(case: Any, data: Any) -> None:
+        _inject_hostile(case, data)
+        token = api_token_issue(user=fuzz_world.admin)
+        REQUESTS["hostile"] += 1
+        case.call_and_validate(headers={"Authorization": f"Token {token.key}"}, checks=CHECKS)
+
+    run()
+
+
+def test_hostile_user_names_at_the_token_endpoint(fuzz_world):
+    """Long, NUL, emoji and right-to-left user names: 400 (or 429 once a name failed five times), never a 5xx."""
+    operation = schema["/api/v1/auth/token/"]["POST"]
+
+    @settings(max_examples=HOSTILE_EXAMPLES * 5, **SETTINGS)
+    @given(username=HOSTILE_USER_NAMES, password=st.one_of(st.just("wrong"), HOSTILE_TEXT))
+    def run(username: str, password: str) -> None:
+        case = operation.Case(body={"username": username, "password": password}, media_type="application/json")
+        REQUESTS["hostile"] += 1
+        response = case.call_and_validate(checks=CHECKS)
+        assert response.status_code in (400, 429), (username[:40], response.status_code, response.text[:200])
+
+    run()
