@@ -35,3 +35,8 @@ def period_end(valid_from: dt.date, validity_months: int) -> dt.date | None:
 def period_key(day: dt.date) -> str:
     """A batch period, ``YYYY-MM``."""
     return f"{day:%Y-%m}"
+
+
+# The national platform has no empty end date: a long-term enrollment (validity 0 months, no valid_until)
+# is filed and exported with this end (docs/platform.md).
+PLATFORM_OPEN_END = dt.date(2099, 12, 31)

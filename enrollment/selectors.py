@@ -373,6 +373,8 @@ def applications_visible_to(user: Any) -> QuerySet[Application]:
 # APPLICATION_EXTRAS: (key, hook(application) -> JSON-able value), extra keys of the API detail.
 APPLICATION_PANELS: list[Any] = []
 APPLICATION_EXTRAS: list[tuple[str, Any]] = []
+# REPORT_PANELS: hook(request) -> {"template": …, …} or None, a section at the end of the reports page.
+REPORT_PANELS: list[Any] = []
 
 
 def application_timeline(application: Application) -> QuerySet[AuditEntry]:

@@ -573,7 +573,12 @@ def reports(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "enrollment/reports.html",
-        {"tables": [(t, _chart(t)) for t in tables], "months": months, "month_choices": (3, 6, 12, 24, 36)},
+        {
+            "tables": [(t, _chart(t)) for t in tables],
+            "months": months,
+            "month_choices": (3, 6, 12, 24, 36),
+            "panels": [panel for hook in selectors.REPORT_PANELS if (panel := hook(request))],
+        },
     )
 
 

@@ -18,7 +18,7 @@ from enrollment import selectors as enrollment_selectors
 from enrollment.coverage import categories_for_persons
 from enrollment.errors import InvalidInput, NotPermitted
 from enrollment.models import COVERING_STATES, Application, ApplicationKind, Region, mask_id_number
-from enrollment.periods import first_of_next_month
+from enrollment.periods import PLATFORM_OPEN_END, first_of_next_month
 from interop.models import AssistedFiling, RosterImport, RosterRow
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ NATIONAL_FIELDS = (
     "opsp_dise_name",
     "ide_fixmedins_no",
     "hosp_ide_date",
-    "diag_dr_code",
+    "diag_dr_codg",
     "begndate",
     "enddate",
 )
@@ -336,14 +336,14 @@ def _national_row(
         _date(birth),
         tel or "",
         insutype,
-        admdvs,
+        admdvs[:6],  # the platform's 6-digit division: a township's county
         code,
         disease_name,
         diagnosing_institution or treating_institution,
         _date(diagnosis_date),
         doctor or "",
         _date(valid_from),
-        _date(valid_until),
+        _date(valid_until or PLATFORM_OPEN_END),  # long-term: the platform's open end
     )
 
 

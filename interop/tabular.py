@@ -315,3 +315,15 @@ def open_and_unlink(path: str) -> Any:
     handle = open(path, "rb")  # noqa: SIM115 - closed by FileResponse
     os.unlink(path)
     return handle
+
+
+def write_report_file(path: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """An operator command's ``--report``: XLSX when the name ends in .xlsx, else CSV (both neutralised)."""
+    from pathlib import Path
+
+    if path.endswith(".xlsx"):
+        Path(write_xlsx(header, rows, title="report")).replace(path)
+        return
+    with open(path, "wb") as handle:
+        for chunk in csv_chunks(header, rows):
+            handle.write(chunk)

@@ -22,6 +22,8 @@ class NhsaConfig(AppConfig):
             enrollment_selectors.APPLICATION_PANELS.append(_panel)
         if ("platform", _platform_state) not in enrollment_selectors.APPLICATION_EXTRAS:
             enrollment_selectors.APPLICATION_EXTRAS.append(("platform", _platform_state))
+        if _report_panel not in enrollment_selectors.REPORT_PANELS:
+            enrollment_selectors.REPORT_PANELS.append(_report_panel)
 
 
 def _on_transition(**kwargs: Any) -> None:
@@ -40,3 +42,9 @@ def _platform_state(application: Any) -> Any:
     from nhsa import selectors
 
     return selectors.platform_state_json(application)
+
+
+def _report_panel(request: Any) -> Any:
+    from nhsa import selectors
+
+    return selectors.report_panel(request)

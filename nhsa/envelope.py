@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo
 
 from gmssl import sm2, sm4
 
+from enrollment.periods import PLATFORM_OPEN_END
+
 PLATFORM_TZ = ZoneInfo("Asia/Shanghai")
 
 # Interfaces (交易编号) this service uses.
@@ -46,7 +48,7 @@ SIGNTYPE = "SM2"  # SM3withSM2 over the canonical body, user ID 1234567812345678
 
 # 长期 (a long-term enrollment, validity 0 months) has no end here; the platform's enddate is required, and
 # HIS code and the interface documents use this open end for "no end" (docs/platform.md).
-LONG_TERM_ENDDATE = dt.date(2099, 12, 31)
+LONG_TERM_ENDDATE = PLATFORM_OPEN_END  # one definition, shared with the national-shape export
 
 # A refusal that says the work is already done: the caller treats it as success (docs/platform.md).
 ALREADY_DONE_MARKERS = {

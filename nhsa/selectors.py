@@ -151,3 +151,17 @@ def difference_visible_to(user: Any, difference_id: int) -> PlatformDifference |
     if roles.ADMIN not in roles.role_names(user):
         queryset = queryset.filter(application_id__in=enrollment_selectors.applications_visible_to(user).values("pk"))
     return queryset.first()
+
+
+def report_panel(request: Any) -> dict[str, Any] | None:
+    """enrollment.selectors.REPORT_PANELS: platform message counts and open differences (two grouped queries)."""
+    counts = outbox_counts(request.user)
+    if not counts and not platform_enabled():
+        return None
+    runs = reconciliations_visible_to(request.user).values("pk")
+    open_differences = PlatformDifference.objects.filter(reconciliation_id__in=runs, resolution="").count()
+    return {
+        "template": "nhsa/_report_panel.html",
+        "counts": [(state.label, counts.get(state.value, 0)) for state in MessageState],
+        "open_differences": open_differences,
+    }

@@ -99,7 +99,8 @@ def filing_payload(application: Application, psn_no: str = "") -> dict[str, Any]
     """The 2503 input (field mapping in docs/platform.md)."""
     person = application.person
     physician = application.physician
-    institution = application.treating_institution
+    # 鉴定定点医药机构: where the qualifying diagnosis was made (as the national-shape export has it).
+    institution = physician.institution if physician is not None else application.treating_institution
     return {
         "psn_no": psn_no,
         "insutype": person.insurance_type,
@@ -107,7 +108,7 @@ def filing_payload(application: Application, psn_no: str = "") -> dict[str, Any]
         "opsp_dise_name": application.disease.name,
         "tel": person.phone or "",
         "addr": "",
-        "insu_optins": application.region.code,
+        "insu_optins": application.region.code[:6],  # the platform's 6-digit division: a township's county
         "ide_fixmedins_no": institution.code,
         "ide_fixmedins_name": institution.name,
         "hosp_ide_date": application.diagnosis_date.isoformat() if application.diagnosis_date else "",

@@ -412,19 +412,21 @@ class Simulator:
 
     def load_persons(self, source: str | Path | Iterable[Mapping[str, Any]]) -> int:
         """Seed persons from a JSON file (a list of {certno, psn_no, psn_name, insutype, insuplc_admdvs}) or a list."""
-        if isinstance(source, str | Path):
-            entries = json.loads(Path(source).read_text(encoding="utf-8"))
-        else:
-            entries = list(source)
-        if isinstance(entries, dict):
+        entries: Any = (
+            json.loads(Path(source).read_text(encoding="utf-8")) if isinstance(source, str | Path) else source
+        )
+        if isinstance(entries, Mapping):
             entries = entries.get("persons", [])
-        if not isinstance(entries, list):
+        if isinstance(entries, str | bytes) or not isinstance(entries, Iterable):
             raise ValueError("persons must be a JSON list")
+        entries = list(entries)
         allowed = {"certno", "psn_no", "psn_name", "insutype", "insuplc_admdvs", "gend", "brdy", "psn_type"}
         for entry in entries:
             if not isinstance(entry, Mapping) or not entry.get("certno"):
                 raise ValueError("every person needs a certno")
-            self.add_person(**{key: str(value) for key, value in entry.items() if key in allowed})
+            self.add_person(
+                **{key: "" if value is None else str(value) for key, value in entry.items() if key in allowed}
+            )
         return len(entries)
 
     def persons(self) -> list[dict[str, Any]]:

@@ -119,18 +119,7 @@ def test_two_diseases_never_in_the_national_export_and_policy_validity(world):
 def test_two_diseases_reminders_own_text_or_none(world):
     PolicyFactory(region=world.region, two_diseases_validity_months=12)
     with at(D(2026, 3, 2)):
-        person = world.person(phone="13800001111")
-        application = diagnosed(world, person=person, at=dt.datetime(2026, 2, 10, 10, tzinfo=SHANGHAI))
-        assemble(world)
-        claim_and_decide(
-            item_of(application),
-            world.reviewer,
-            decision="reject",
-            reason_code="criteria_not_met",
-            reason="未达标",
-            two_diseases=True,
-        )
-    fallback = Application.objects.get(person=person, kind=ApplicationKind.TWO_DISEASES)
+        fallback = _two_diseases_fallback(world, world.person(phone="13800001111"))
     sweep(D(2027, 2, 28))  # 1 day before its end: no reminder while the policy does not ask for them
     assert not fallback.reminders.exists()
     from enrollment.models import Policy
@@ -263,22 +252,13 @@ def test_future_event_is_applied_by_the_sweep_on_its_date(world):
 def test_moving_to_employee_insurance_ends_two_diseases_coverage(world):
     with at(D(2026, 3, 2)):
         person = world.person()
-        application = diagnosed(world, person=person, at=dt.datetime(2026, 2, 10, 10, tzinfo=SHANGHAI))
-        assemble(world)
-        claim_and_decide(
-            item_of(application),
-            world.reviewer,
-            decision="reject",
-            reason_code="criteria_not_met",
-            reason="未达标",
-            two_diseases=True,
-        )
+        fallback = _two_diseases_fallback(world, person)
     with at(D(2026, 9, 1)):
         event(world, person, StatusEventKind.INSURANCE_RESUMED, D(2026, 9, 1), "t-310", insurance_type="310")
     before = answer(person, world.hypertension, D(2026, 8, 31))
     after = answer(person, world.hypertension, D(2026, 9, 1))
     assert before.two_diseases["covered"] and not after.two_diseases["covered"]
-    fallback = Application.objects.get(person=person, kind=ApplicationKind.TWO_DISEASES)
+    fallback.refresh_from_db()
     assert (fallback.state, fallback.ended_on) == (State.TERMINATED, D(2026, 8, 31))
 
 

@@ -15,6 +15,7 @@ from enrollment import services as enrollment_services
 from enrollment.models import TerminationReason
 from enrollment.periods import first_of_next_month
 from interop.selectors import NATIONAL_FIELDS
+from tests.conftest import pdf_upload
 from tests.interop.helpers import approved_enrollment, client_for
 
 URL = "/api/v1/exports/enrollments/"
@@ -68,7 +69,7 @@ def test_national_shape_field_by_field(world, enrollments):
     assert row["opsp_dise_name"] == "高血压病"
     assert row["ide_fixmedins_no"] == world.county.code  # the diagnosing physician's institution
     assert row["hosp_ide_date"] == "2026-01-05"
-    assert row["diag_dr_code"] == world.physician.licence_number
+    assert row["diag_dr_codg"] == world.physician.licence_number
     assert row["begndate"] == first.valid_from.isoformat()
     assert row["enddate"] == first.valid_until.isoformat()
 
@@ -146,3 +147,25 @@ def test_export_command_writes_the_national_shape(world, enrollments, tmp_path):
     call_command("export_enrollments", region="530100", period=enrollments["period"], output=str(xlsx))
     values = list(load_workbook(xlsx, read_only=True).worksheets[0].iter_rows(values_only=True))
     assert values[0][0] == "application" and len(values) == 3
+
+
+def test_national_shape_long_term_enrollment_has_the_platforms_open_end(world, today):
+    """A long-term enrollment (dialysis: validity 0, no valid_until) is exported with 2099-12-31, the end the
+    platform's 2503 interface takes for 长期 (docs/platform.md), never an empty date."""
+    from reviews import services as review_services
+
+    application = enrollment_services.application_submit(
+        person=world.person(), disease=world.dialysis, treating_institution=world.county, actor=world.clerk
+    )
+    enrollment_services.application_diagnose(
+        application_id=application.pk,
+        actor=world.physician_user,
+        icd10_code="N18.5",
+        diagnosis_date=today,
+        documents=[("diagnosis_certificate", pdf_upload())],
+    )
+    approved = review_services.application_approve_immediately(application_id=application.pk, actor=world.officer)
+    assert approved.valid_until is None
+    response = client_for(world.admin).get(URL, {"region": "530100", "period": f"{today:%Y-%m}", "shape": "national"})
+    (row,) = [r for r in read_csv(response) if r["opsp_dise_code"] == "M07803"]
+    assert row["enddate"] == "2099-12-31"

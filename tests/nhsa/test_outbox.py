@@ -387,3 +387,16 @@ def test_due_rows_are_handed_over_and_the_task_delivers(world, platform):
     assert outbox.due_message_ids() == []
     assert tasks.deliver(message.pk) == MessageState.SENT  # safe to run twice
     assert len(platform.filings()) == 1
+
+
+def test_application_page_and_reports_show_the_platform(world, platform):
+    application = approved(world)
+    known(platform, application.person)
+    deliver(only_message(application))
+    serial = PlatformFiling.objects.get(application=application).trt_dcla_detl_sn
+    web = Client()
+    web.force_login(world.admin)
+    page = web.get(f"/applications/{application.pk}/").content.decode()
+    assert 'data-status="filed"' in page and serial in page
+    reports = web.get("/reports/").content.decode()
+    assert 'id="report-platform"' in reports

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from enrollment.errors import DomainError
 from interop import selectors, services
-from interop.tabular import csv_chunks, write_xlsx
+from interop.tabular import write_report_file
 
 
 class Command(BaseCommand):
@@ -48,10 +48,5 @@ class Command(BaseCommand):
             self.stdout.write(f"  {action:18} {n}")
         if report:
             header, rows = selectors.ROSTER_REPORT_HEADER, selectors.roster_report_rows(roster)
-            if report.endswith(".xlsx"):
-                Path(write_xlsx(header, rows, title="report")).replace(report)
-            else:
-                with open(report, "wb") as handle:
-                    for chunk in csv_chunks(header, rows):
-                        handle.write(chunk)
+            write_report_file(report, header, rows)
             self.stdout.write(f"Report written to {report}")

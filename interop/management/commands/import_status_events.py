@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from enrollment.errors import DomainError
 from interop.status_import import REPORT_HEADER, status_events_import
-from interop.tabular import csv_chunks, write_xlsx
+from interop.tabular import write_report_file
 
 
 class Command(BaseCommand):
@@ -45,10 +45,5 @@ class Command(BaseCommand):
                 self.stdout.write(f"  line {row.line}: {row.code}: {row.message}")
         if report:
             rows = (row.report() for row in result.rows)
-            if report.endswith(".xlsx"):
-                Path(write_xlsx(REPORT_HEADER, rows, title="report")).replace(report)
-            else:
-                with open(report, "wb") as handle:
-                    for chunk in csv_chunks(REPORT_HEADER, rows):
-                        handle.write(chunk)
+            write_report_file(report, REPORT_HEADER, rows)
             self.stdout.write(f"Report written to {report}")
