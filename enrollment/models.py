@@ -913,7 +913,7 @@ class Document(models.Model):
 # ---------------------------------------------------------------------------
 
 
-class AuditEntry(models.Model):
+class AuditEntry(AppendOnlyModel):
     """One row per state change of an application, written in the same transaction as the change."""
 
     application = models.ForeignKey(
@@ -945,8 +945,6 @@ class AuditEntry(models.Model):
     stage = models.CharField(_("review stage"), max_length=30, blank=True)
     details = models.JSONField(_("details"), default=dict, blank=True)
 
-    objects = AuditEntryQuerySet.as_manager()
-
     class Meta:
         ordering = ["at", "id"]
         verbose_name = _("audit entry")
@@ -955,14 +953,6 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.application_id}: {self.from_state} → {self.to_state} ({self.transition})"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None and not kwargs.get("force_insert"):
-            raise AppendOnlyError("The audit log is append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise AppendOnlyError("The audit log is append-only.")
 
 
 class IdempotencyRecord(models.Model):
@@ -1071,7 +1061,7 @@ class AccessPurpose(models.TextChoices):
     PERSON_CHANGE = "person_change", _("person's record changed")
 
 
-class PersonalDataAccess(models.Model):
+class PersonalDataAccess(AppendOnlyModel):
     """One viewing of a full, unmasked record: who, whose, when, why. Append-only, like the audit trail."""
 
     viewer = models.ForeignKey(
@@ -1090,9 +1080,6 @@ class PersonalDataAccess(models.Model):
     reason = models.CharField(_("reason given"), max_length=500, blank=True)
     at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
 
-    # Same guard as AuditEntry: no update or delete through the ORM.
-    objects = AuditEntryQuerySet.as_manager()
-
     class Meta:
         ordering = ["-at", "-id"]
         verbose_name = _("personal data access")
@@ -1104,14 +1091,6 @@ class PersonalDataAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.viewer_id} viewed person {self.person_id} ({self.purpose}) at {self.at:%Y-%m-%d %H:%M}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None and not kwargs.get("force_insert"):
-            raise AppendOnlyError("The access log is append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise AppendOnlyError("The access log is append-only.")
 
 
 # ---------------------------------------------------------------------------

@@ -591,15 +591,7 @@ def province_check(
 def may_see_other_application(viewer: Any, application: Application) -> bool:
     """Whether a filing refusal may name ``application`` to ``viewer``: administrators, the system, and
     staff of the institution that filed or treats it (what ``applications_visible_to`` shows them)."""
-    if viewer is None:
-        return False
-    if roles.is_system(viewer) or roles.has_any_role(viewer, roles.ADMIN):
-        return True
-    institution_id = getattr(getattr(viewer, "profile", None), "institution_id", None)
-    return institution_id is not None and institution_id in (
-        application.filing_institution_id,
-        application.treating_institution_id,
-    )
+    return viewer is not None and (roles.is_system(viewer) or on_filing_side(viewer, application))
 
 
 def eligibility_checks(

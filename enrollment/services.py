@@ -705,7 +705,6 @@ def validity_for(*, application: Application, decided_on: dt.date) -> tuple[dt.d
             valid_from = first_of_next_month(decided_on)
         else:
             valid_from = decided_on
-        valid_from = min(valid_from, decided_on) if rule != BenefitStart.NEXT_MONTH else valid_from
     if application.kind == ApplicationKind.TWO_DISEASES:
         return valid_from, period_end(valid_from, policy.two_diseases_validity_months)
     return valid_from, period_end(valid_from, application.disease.validity_months)
