@@ -117,8 +117,8 @@ def _user(username: str, role: str, *, login: bool = False, **profile: Any) -> A
 
 def build_world(*, cities: int = 4, counties: int = 4) -> World:
     """Regions, institutions, physicians and staff (idempotent; a few hundred ORM rows)."""
-    from enrollment import roles
     from enrollment.models import Disease, Institution, Physician, Region
+    from kernel import roles
 
     diseases = [
         (d.pk, d.disease_type, d.validity_months, (d.icd10_prefixes or ["I10"])[0])

@@ -217,7 +217,7 @@ def main() -> None:
     from bench import batch
     from enrollment.periods import period_key
     from enrollment.services import get_system_user
-    from enrollment.token_services import api_token_issue
+    from enrollment.services.api_tokens import api_token_issue
 
     counts = common.table_counts()
     mark = batch.marks()

@@ -40,9 +40,10 @@ def seed(existing: int) -> Any:
     from django.contrib.auth.models import Group
     from django.utils import timezone
 
-    from enrollment import roles, services
+    from enrollment import services
     from enrollment.idnumbers import make_id_number
     from enrollment.models import Application, Disease, Institution, Person, Region, State
+    from kernel import roles
 
     province, _c = Region.objects.get_or_create(code="530000", defaults={"name": "云南省"})
     city, _c = Region.objects.get_or_create(code="530100", defaults={"name": "昆明市", "parent": province})

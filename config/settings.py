@@ -81,10 +81,12 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "csp",
+    "kernel",
     "enrollment",
     "reviews",
     "interop",
     "nhsa",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -95,7 +97,7 @@ MIDDLEWARE = [
     # Issue 18: `Cache-Control: no-store` on /api/ and logged-in responses (outermost after the static files, so
     # it sees every view's own caching); then a NUL character in any text input is a 400 before anything reads it.
     "config.cache_control.NoStoreMiddleware",
-    "config.input_guard.RejectNulInputMiddleware",
+    "kernel.input_guard.RejectNulInputMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -199,12 +201,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "enrollment.api_support.StandardPagination",
+    "DEFAULT_PAGINATION_CLASS": "kernel.api_support.StandardPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "enrollment.api_support.exception_handler",
-    # DRF's three, with a nesting limit on JSON (config.input_guard: too deep is a 400, not a RecursionError).
+    "EXCEPTION_HANDLER": "kernel.api_support.exception_handler",
+    # DRF's three, with a nesting limit on JSON (kernel.input_guard: too deep is a 400, not a RecursionError).
     "DEFAULT_PARSER_CLASSES": [
-        "config.input_guard.DepthLimitedJSONParser",
+        "kernel.input_guard.DepthLimitedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -300,6 +302,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # reading the file may take ROSTER_READ_SECONDS, a whole phase (dry run or commit) ROSTER_TASK_SECONDS
 # (the task's soft time limit; the worker process is killed a minute later if it is still busy).
 ROSTER_MAX_ROWS = env_int("ROSTER_MAX_ROWS", 200_000)
+ROSTER_MAX_BYTES = env_int("ROSTER_MAX_BYTES", 50 * 1024 * 1024)
 ROSTER_READ_SECONDS = env_int("ROSTER_READ_SECONDS", 120)
 ROSTER_TASK_SECONDS = env_int("ROSTER_TASK_SECONDS", 1800)
 

@@ -18,9 +18,11 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("nhsa.urls")),
     path("", include("enrollment.urls")),
+    path("", include("reviews.urls")),
+    path("", include("interop.urls")),
 ]
-handler404 = "enrollment.api_support.not_found"
-handler500 = "enrollment.api_support.server_error"
+handler404 = "kernel.api_support.not_found"
+handler500 = "kernel.api_support.server_error"
 
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -3,7 +3,6 @@ from typing import Any
 from django.contrib import admin
 from rest_framework.authtoken.models import TokenProxy
 
-from enrollment import token_services
 from enrollment.models import (
     ApiToken,
     Application,
@@ -21,6 +20,7 @@ from enrollment.models import (
     Region,
     StaffProfile,
 )
+from enrollment.services import api_tokens
 
 
 @admin.register(Region)
@@ -167,11 +167,11 @@ class PersonStatusEventAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         from django.core.exceptions import ValidationError
 
-        from enrollment import person_services
-        from enrollment.errors import DomainError
+        from enrollment.services import person_status
+        from kernel.errors import DomainError
 
         try:
-            result = person_services.status_event_record(
+            result = person_status.status_event_record(
                 person=obj.person,
                 kind=obj.kind,
                 effective_date=obj.effective_date,
@@ -229,8 +229,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request: Any, obj: ApiToken) -> None:
-        token_services.api_token_revoke(user=obj.user, token_id=obj.pk)
+        api_tokens.api_token_revoke(user=obj.user, token_id=obj.pk)
 
     def delete_queryset(self, request: Any, queryset: Any) -> None:
         for token in queryset.select_related("user"):
-            token_services.api_token_revoke(user=token.user, token_id=token.pk)
+            api_tokens.api_token_revoke(user=token.user, token_id=token.pk)

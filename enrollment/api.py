@@ -19,10 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.input_guard import DepthLimitedJSONParser  # a nesting limit: too deep is a 400
-from enrollment import person_services, roles, selectors, services, token_services
-from enrollment.api_support import IdempotentPostMixin
-from enrollment.errors import InvalidInput, NotPermitted
+from enrollment import selectors, services
 from enrollment.idnumbers import parse_id_number
 from enrollment.models import (
     AccessPurpose,
@@ -62,6 +59,11 @@ from enrollment.serializers import (
     TokenRequestSerializer,
     TokenResponseSerializer,
 )
+from enrollment.services import api_tokens, person_status
+from kernel import roles
+from kernel.api_support import IdempotentPostMixin
+from kernel.errors import InvalidInput, NotPermitted
+from kernel.input_guard import DepthLimitedJSONParser  # a nesting limit: too deep is a 400
 
 ERRORS = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
 ACCESS_REASON = OpenApiParameter(
@@ -86,7 +88,7 @@ class TokenView(APIView):
         )
         if user is None or not user.is_active:
             raise InvalidInput(_("Wrong user name or password."), code="authentication_failed")
-        issued = token_services.api_token_issue(user=user, name=serializer.validated_data.get("name", ""))
+        issued = api_tokens.api_token_issue(user=user, name=serializer.validated_data.get("name", ""))
         return Response({"token": issued.key, "id": issued.token.pk, "expires_at": issued.token.expires_at})
 
 
@@ -95,9 +97,9 @@ class TokenRevokeView(APIView):
     def delete(self, request: Request) -> Response:
         """The token this request carries stops working at once (with the web session: all the caller's)."""
         if isinstance(request.auth, ApiToken):
-            token_services.api_token_revoke(user=request.user, token_id=request.auth.pk)
+            api_tokens.api_token_revoke(user=request.user, token_id=request.auth.pk)
         else:
-            token_services.api_tokens_revoke_all(user=request.user, reason="revoked by the user")
+            api_tokens.api_tokens_revoke_all(user=request.user, reason="revoked by the user")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -122,7 +124,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.
     @extend_schema(responses={204: None, **ERRORS})
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         token = self.get_object()
-        token_services.api_token_revoke(user=request.user, token_id=token.pk)
+        api_tokens.api_token_revoke(user=request.user, token_id=token.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -213,7 +215,7 @@ class PersonViewSet(IdempotentPostMixin, mixins.ListModelMixin, viewsets.Generic
             return Response(StatusEventSerializer(selectors.status_events_of(person), many=True).data)
         serializer = StatusEventInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = person_services.status_event_record(person=person, actor=request.user, **serializer.validated_data)
+        result = person_status.status_event_record(person=person, actor=request.user, **serializer.validated_data)
         body = StatusEventResultSerializer(result).data
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 

@@ -8,7 +8,7 @@ class EnrollmentConfig(AppConfig):
     verbose_name = _("Enrollment")
 
     def ready(self) -> None:
-        from enrollment import token_services
+        from enrollment.services import api_tokens
 
         # A password change or a deactivation revokes the user's API tokens, whichever path saved it.
-        token_services.connect_signals()
+        api_tokens.connect_signals()

@@ -1,7 +1,7 @@
 """API authentication: ``Authorization: Token <key>`` against the hashed, expiring tokens (models.ApiToken).
 
 Its own module: DRF imports authentication classes while ``rest_framework.views`` is still loading,
-so this must not import ``enrollment.api_support`` (which imports the views module), and it reads the
+so this must not import ``kernel.api_support`` (which imports the views module), and it reads the
 models only when a request comes.
 """
 
@@ -27,16 +27,16 @@ class TokenAuthentication(authentication.TokenAuthentication):
 
     Refuses (401) an unknown or revoked key, an expired token (``token_expired``), a token of an inactive
     user, and a token issued under a password the user no longer has. Records the last use at most once a
-    minute (token_services.api_token_used).
+    minute (api_tokens.api_token_used).
     """
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
-        from enrollment import token_services
         from enrollment.models import ApiToken
+        from enrollment.services import api_tokens
 
         token = (
             ApiToken.objects.select_related("user", "user__profile", "user__profile__institution")
-            .filter(key_hash=token_services.hash_key(key))
+            .filter(key_hash=api_tokens.hash_key(key))
             .first()
         )
         if token is None:
@@ -44,7 +44,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
         user = token.user
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
-        if token.password_fingerprint != token_services.password_fingerprint(user):
+        if token.password_fingerprint != api_tokens.password_fingerprint(user):
             raise exceptions.AuthenticationFailed(
                 _("This token was revoked because the password changed; ask for a new one.")
             )
@@ -54,5 +54,5 @@ class TokenAuthentication(authentication.TokenAuthentication):
                 _("This token expired at %(at)s; ask for a new one (POST /api/v1/auth/token/).")
                 % {"at": timezone.localtime(token.expires_at).isoformat(timespec="seconds")}
             )
-        token_services.api_token_used(token=token, now=now)
+        api_tokens.api_token_used(token=token, now=now)
         return (user, token)

@@ -43,7 +43,7 @@ BENEFIT_OF_TYPE = {DiseaseType.CHRONIC: "outpatient_chronic", DiseaseType.SPECIA
 
 
 def two_diseases_codes() -> tuple[str, ...]:
-    return tuple(getattr(settings, "TWO_DISEASES_CODES", ("M03900", "M01600")))
+    return tuple(settings.TWO_DISEASES_CODES)
 
 
 # ---------------------------------------------------------------------------

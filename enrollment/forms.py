@@ -10,9 +10,7 @@ from django.contrib.auth.forms import AuthenticationForm, UsernameField
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from config.input_guard import username_max_length
 from enrollment import selectors
-from enrollment.errors import DomainError
 from enrollment.idnumbers import parse_id_number
 from enrollment.models import (
     Disease,
@@ -22,6 +20,8 @@ from enrollment.models import (
     Region,
     TerminationReason,
 )
+from kernel.errors import DomainError
+from kernel.input_guard import username_max_length
 
 
 class LoginForm(AuthenticationForm):

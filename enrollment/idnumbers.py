@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from stdnum import exceptions as stdnum_exceptions
 from stdnum.cn import ric
 
-from enrollment.errors import InvalidInput
+from kernel.errors import InvalidInput
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import FSMField, FSMModelMixin, transition
 
-from enrollment import roles
+from kernel import roles
 
 # ---------------------------------------------------------------------------
 # Reference data (§3)
@@ -955,25 +955,6 @@ class AuditEntry(AppendOnlyModel):
         return f"{self.application_id}: {self.from_state} → {self.to_state} ({self.transition})"
 
 
-class IdempotencyRecord(models.Model):
-    """The first response to a POST carrying an Idempotency-Key, replayed for retries."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=255)
-    method = models.CharField(max_length=10)
-    path = models.CharField(max_length=500)
-    request_hash = models.CharField(max_length=64)
-    status_code = models.PositiveSmallIntegerField(null=True)
-    response_body = models.JSONField(null=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_per_user")]
-
-    def __str__(self) -> str:
-        return f"{self.user_id}:{self.key}"
-
-
 # ---------------------------------------------------------------------------
 # Expiry reminders (§6)
 # ---------------------------------------------------------------------------
@@ -1104,9 +1085,9 @@ class ApiToken(models.Model):
     Only the SHA-256 of the key is stored (the key is shown once, when it is issued) and its first
     characters, so that its owner can tell their tokens apart in the list. A token ends at
     ``expires_at`` (settings.API_TOKEN_LIFETIME_HOURS after it was issued), when its owner revokes it,
-    and when the owner's password changes or the account is deactivated (enrollment/token_services.py).
+    and when the owner's password changes or the account is deactivated (enrollment/services/api_tokens.py).
     ``password_fingerprint`` ties it to the password it was issued under, so a password set by any path
-    (even a queryset update, which sends no signal) ends it too. Written by token_services only.
+    (even a queryset update, which sends no signal) ends it too. Written by api_tokens only.
     """
 
     user = models.ForeignKey(

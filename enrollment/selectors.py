@@ -14,7 +14,6 @@ from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from enrollment import roles
 from enrollment.coverage import CoverageAnswer, coverage_answer
 from enrollment.models import (
     ACTIVE_STATES,
@@ -37,6 +36,7 @@ from enrollment.models import (
     State,
     province_code,
 )
+from kernel import roles
 
 # ---------------------------------------------------------------------------
 # Where a user works
@@ -790,7 +790,7 @@ def application_actions_for(user: Any, application: Application) -> list[str]:
             application.filing_institution_id,
         ):
             actions.append("diagnose")
-    for name in ("withdraw", "resubmit"):  # the filing institution's (services._ensure_filing_institution)
+    for name in ("withdraw", "resubmit"):  # the filing institution's (policies.ensure_filing_institution)
         method = getattr(application, name)
         if can_proceed(method) and has_transition_perm(method, user) and on_filing_institution(user, application):
             actions.append(name)
@@ -863,9 +863,9 @@ def filing_checklist(
 ) -> list[EligibilityCheck]:
     """The checklist the filing form shows before submitting: the rules application_submit enforces,
     plus the documents the diagnosis will need (advisory: they may also be added later)."""
-    from enrollment.errors import DomainError
     from enrollment.idnumbers import parse_id_number
     from enrollment.models import DocumentType
+    from kernel.errors import DomainError
 
     try:
         number = parse_id_number(id_number).number
@@ -1011,8 +1011,8 @@ def coverage_for_viewer(
     *, viewer: Any, id_number: str, disease_code: str, on: dt.date, as_of: dt.datetime | None = None
 ) -> CoverageLookup:
     """The coverage answer for a look-up by 身份证号 and disease code, within the viewer's scope."""
-    from enrollment.errors import InvalidInput, NotPermitted
     from enrollment.idnumbers import parse_id_number
+    from kernel.errors import InvalidInput, NotPermitted
 
     if not roles.role_names(viewer) and not roles.is_system(viewer):
         raise NotPermitted(_("Your account has no role that may query coverage."))

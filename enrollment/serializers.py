@@ -8,7 +8,6 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.input_guard import username_max_length
 from enrollment import selectors
 from enrollment.models import (
     Application,
@@ -26,6 +25,7 @@ from enrollment.models import (
     SupportCategory,
     TerminationReason,
 )
+from kernel.input_guard import username_max_length
 
 
 class RegionField(serializers.SlugRelatedField):

@@ -1,5 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import path
 
 from enrollment import forms, views
 
@@ -23,6 +23,4 @@ urlpatterns = [
     path("reports/", views.reports, name="reports"),
     path("reports/<slug:name>.csv", views.report_csv, name="report-csv"),
     path("assets/plotly.min.js", views.plotly_js, name="plotly-js"),
-    path("", include("reviews.urls")),
-    path("", include("interop.urls")),
 ]

@@ -19,9 +19,10 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from enrollment import forms, roles, selectors, services
-from enrollment.errors import DomainError
+from enrollment import forms, selectors, services
 from enrollment.models import ApplicationKind, Document, Institution, Region, State
+from kernel import roles
+from kernel.errors import DomainError
 
 # The order a clerk reads the states in: what needs them first.
 STATE_ORDER: tuple[str, ...] = (
@@ -380,16 +381,10 @@ def _run_action(name: str, application: Any, form: Any, user: Any) -> Any:
             note=data["note"],
             ended_on=data.get("ended_on"),
         )
-    if name == "approve_immediately":
-        return _approve_immediately(application=application, user=user, note=data["note"])
+    registered = services.APPLICATION_ACTION_SERVICES.get(name)
+    if registered is not None:  # e.g. approve_immediately, which the reviews app owns
+        return registered(application_id=application.pk, actor=user, reason=data["note"])
     raise Http404
-
-
-def _approve_immediately(*, application: Any, user: Any, note: str) -> Any:
-    """即时办结 is a review decision: the reviews app checks the officer and separation of duties."""
-    from reviews import services as review_services
-
-    return review_services.application_approve_immediately(application_id=application.pk, actor=user, reason=note)
 
 
 @login_required
@@ -586,7 +581,7 @@ def reports(request: HttpRequest) -> HttpResponse:
 @require_GET
 def report_csv(request: HttpRequest, name: str) -> HttpResponse:
     from enrollment import report_selectors
-    from interop.tabular import csv_chunks  # the one CSV writer: BOM for Excel, no text cell read as a formula
+    from kernel.tabular import csv_chunks  # the one CSV writer: BOM for Excel, no text cell read as a formula
 
     _require_admin(request.user)
     if name not in report_selectors.REPORTS:

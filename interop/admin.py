@@ -3,9 +3,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from enrollment.errors import DomainError
 from interop import services
 from interop.models import AssistedFiling, CatalogueImport, RosterImport, RosterRow
+from kernel.errors import DomainError
 
 
 @admin.register(RosterImport)

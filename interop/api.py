@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import FileResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpResponseBase
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -18,10 +17,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.input_guard import DepthLimitedJSONParser  # a nesting limit: too deep is a 400
-from enrollment import roles
-from enrollment.api_support import IdempotentPostMixin
-from enrollment.errors import InvalidInput
 from enrollment.serializers import ErrorSerializer
 from interop import selectors, services
 from interop.models import CatalogueImport, FilingState, RowStatus
@@ -36,29 +31,15 @@ from interop.serializers import (
     RosterRowSerializer,
     RosterUploadSerializer,
 )
-from interop.tabular import csv_chunks, open_and_unlink, write_xlsx
+from kernel import roles
+from kernel.api_support import IdempotentPostMixin
+from kernel.errors import InvalidInput
+from kernel.input_guard import DepthLimitedJSONParser  # a nesting limit: too deep is a 400
+from kernel.tabular import XLSX_TYPE, tabular_response
 
 ERRORS = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FILE_RESPONSES = {(200, "text/csv"): OpenApiTypes.BINARY, (200, XLSX_TYPE): OpenApiTypes.BINARY}
 FILE_FORMAT = OpenApiParameter("file_format", str, enum=["csv", "xlsx"], description="csv (default) or xlsx")
-
-
-def tabular_response(
-    header: Sequence[str], rows: Iterable[Sequence[Any]], *, file_format: str, filename: str
-) -> HttpResponseBase:
-    """CSV streamed chunk by chunk; XLSX written in write-only mode to a temp file, then streamed."""
-    if file_format == "xlsx":
-        path = write_xlsx(header, rows, title=filename)
-        return FileResponse(
-            open_and_unlink(path),
-            as_attachment=True,
-            filename=f"{filename}.xlsx",
-            content_type=XLSX_TYPE,
-        )
-    response = StreamingHttpResponse(csv_chunks(header, rows), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
-    return response
 
 
 def _file_format(request: Request) -> str:

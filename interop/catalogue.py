@@ -10,10 +10,10 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.utils.translation import gettext as _
 
-from enrollment.errors import InvalidInput
 from enrollment.models import ACTIVE_STATES, COVERING_STATES, Application, Disease
 from enrollment.services import catalogue_aliases
-from interop.tabular import decode_text, map_header, read_table
+from kernel.errors import InvalidInput
+from kernel.tabular import decode_text, map_header, read_table
 
 # The fields a catalogue entry sets, with catalogue_load's defaults.
 COMPARED_FIELDS = (

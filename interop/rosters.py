@@ -22,7 +22,6 @@ from stdnum import exceptions as stdnum_exceptions
 from stdnum.cn import ric
 
 from enrollment import selectors as enrollment_selectors
-from enrollment.errors import InvalidInput
 from enrollment.idnumbers import parse_id_number
 from enrollment.models import (
     ACTIVE_STATES,
@@ -39,6 +38,7 @@ from enrollment.models import (
     province_code,
 )
 from interop.models import AssistedFiling, FilingState, RowStatus
+from kernel.errors import InvalidInput
 
 ROSTER_COLUMNS: dict[str, Sequence[str]] = {
     "id_number": ("身份证号", "身份证号码", "公民身份号码", "证件号码", "id_number", "id number", "idno", "certno"),

@@ -13,13 +13,13 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from enrollment import roles
 from enrollment import selectors as enrollment_selectors
 from enrollment.coverage import categories_for_persons
-from enrollment.errors import InvalidInput, NotPermitted
 from enrollment.models import COVERING_STATES, Application, ApplicationKind, Region, mask_id_number
 from enrollment.periods import PLATFORM_OPEN_END, first_of_next_month
 from interop.models import AssistedFiling, RosterImport, RosterRow
+from kernel import roles
+from kernel.errors import InvalidInput, NotPermitted
 
 logger = logging.getLogger(__name__)
 

@@ -18,11 +18,10 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from enrollment import person_services, roles
 from enrollment import selectors as enrollment_selectors
 from enrollment import services as enrollment_services
-from enrollment.errors import DomainError, InvalidInput, NotPermitted, RuleViolation
 from enrollment.models import COVERING_STATES, Application, Disease, InsuranceType, TerminationReason
+from enrollment.services import person_status
 from interop import selectors
 from interop.catalogue import catalogue_diff, parse_catalogue
 from interop.models import (
@@ -36,11 +35,12 @@ from interop.models import (
     RowStatus,
 )
 from interop.rosters import REQUIRED_COLUMNS, ROSTER_COLUMNS, Entry, PriorRow, RosterChecker
-from interop.tabular import map_header, read_table, sniff_format
+from kernel import roles
+from kernel.errors import DomainError, InvalidInput, NotPermitted, RuleViolation
+from kernel.tabular import map_header, read_table, sniff_format
 
 logger = logging.getLogger(__name__)
 
-ROSTER_MAX_BYTES = getattr(settings, "ROSTER_MAX_BYTES", 50 * 1024 * 1024)
 DRY_RUN_CHUNK = 5000
 # Commit chunks are small: each is one transaction, and on SQLite a transaction holds the write lock.
 COMMIT_CHUNK = 200
@@ -62,9 +62,9 @@ def roster_import_create(*, name: str, content: bytes, actor: Any, queue: bool =
     the rows and the row limit are the task's (``_read_roster``); a file that fails them ends as a failed
     import with the reason in ``error``."""
     selectors.ensure_may_import(actor)
-    if len(content) > ROSTER_MAX_BYTES:
+    if len(content) > settings.ROSTER_MAX_BYTES:
         raise InvalidInput(
-            _("The file is larger than %(max)d MB; split the roster.") % {"max": ROSTER_MAX_BYTES // 1048576},
+            _("The file is larger than %(max)d MB; split the roster.") % {"max": settings.ROSTER_MAX_BYTES // 1048576},
             code="invalid_file",
         )
     file_format = sniff_format(content, name)
@@ -330,7 +330,7 @@ def _commit_entries(roster: RosterImport, checker: RosterChecker, entries: list[
                 )
                 if first.support_categories:
                     # Dated and replacing, never merged: the roster's list holds from the roster's date.
-                    person_services.person_categories_replace(
+                    person_status.person_categories_replace(
                         person=person,
                         categories=first.support_categories,
                         as_of=timezone.localtime(roster.created_at).date(),

@@ -1,5 +1,5 @@
 """Status-event files from the insurance office (参保状态、死亡、脱贫名单): a dry run with a per-row report,
-then a commit that records each valid row through ``person_services.status_event_record``.
+then a commit that records each valid row through ``person_status.status_event_record``.
 
 The roster conventions hold: CSV (UTF-8 with or without BOM, or GBK) or XLSX, Chinese or English headers,
 every row reported (valid, invalid with its reason, already recorded), nothing silently dropped, and a file
@@ -14,11 +14,12 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from enrollment import person_services, roles
-from enrollment.errors import DomainError, NotPermitted
 from enrollment.idnumbers import parse_id_number
 from enrollment.models import InsuranceType, Person, PersonStatusEvent, StatusEventKind, SupportCategory
-from interop.tabular import map_header, read_table
+from enrollment.services import person_status
+from kernel import roles
+from kernel.errors import DomainError, NotPermitted
+from kernel.tabular import map_header, read_table
 
 HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "id_number": ("id_number", "身份证号", "身份证号码", "证件号码", "certno"),
@@ -139,10 +140,10 @@ def _check(row: Row, seen: dict[str, int], source: str) -> None:
     if row.effective_date is None:
         row.refuse("invalid_date", _("Give the effective date as YYYY-MM-DD."))
         return
-    if not row.reference or len(row.reference) > person_services.REFERENCE_MAX_LENGTH:
+    if not row.reference or len(row.reference) > person_status.REFERENCE_MAX_LENGTH:
         row.refuse("invalid_reference", _("Give the event's reference (at most 100 characters)."))
         return
-    if len(row.note) > person_services.NOTE_MAX_LENGTH:
+    if len(row.note) > person_status.NOTE_MAX_LENGTH:
         row.refuse("invalid", _("The note is longer than 500 characters."))
         return
     if row.insurance_type and row.insurance_type not in InsuranceType.values:
@@ -216,7 +217,7 @@ def status_events_import(*, content: bytes, name: str, source: str, actor: Any, 
         if row.status != "valid":
             continue
         try:
-            recorded = person_services.status_event_record(
+            recorded = person_status.status_event_record(
                 person=row.person,
                 kind=row.kind,
                 effective_date=row.effective_date,

@@ -20,12 +20,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from enrollment import roles
-from enrollment.errors import DomainError
 from enrollment.forms import add_domain_error
 from interop import selectors, services
-from interop.api import tabular_response
 from interop.models import FilingState, ImportState, RowAction, RowStatus
+from kernel import roles
+from kernel.errors import DomainError
+from kernel.tabular import tabular_response
 
 ROWS_PER_PAGE = 100
 # States in which a worker is (or will be) busy: the detail page polls the API while in one of them.

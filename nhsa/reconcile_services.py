@@ -16,9 +16,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from enrollment import selectors as enrollment_selectors
-from enrollment.errors import InvalidInput, NotPermitted
 from enrollment.models import COVERING_STATES, Application, ApplicationKind, Person, Region, State
 from enrollment.services import get_system_user
+from kernel.errors import InvalidInput, NotPermitted
 from nhsa import client as platform
 from nhsa import services
 from nhsa.models import (

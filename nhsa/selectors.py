@@ -8,8 +8,8 @@ from typing import Any
 from django.db.models import Count, QuerySet
 from django.utils.translation import gettext as _
 
-from enrollment import roles
 from enrollment import selectors as enrollment_selectors
+from kernel import roles
 from nhsa.client import platform_enabled
 from nhsa.models import (
     FilingState,

@@ -20,9 +20,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from enrollment import roles
-from enrollment.errors import InvalidInput, NotPermitted
 from enrollment.models import Application, ApplicationKind, Person, province_code
+from kernel import roles
+from kernel.errors import InvalidInput, NotPermitted
 from nhsa import client as platform
 from nhsa import envelope
 from nhsa.models import (

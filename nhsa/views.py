@@ -17,8 +17,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from enrollment.errors import DomainError
-from interop.api import tabular_response
+from kernel.errors import DomainError
+from kernel.tabular import tabular_response
 from nhsa import reconcile_services, selectors, services
 
 MESSAGE_ACTIONS = {

@@ -21,9 +21,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from enrollment import selectors as enrollment_selectors
-from enrollment.api_support import IdempotentPostMixin
-from enrollment.errors import InvalidInput
 from enrollment.serializers import ApplicationDetailSerializer, ErrorSerializer
+from kernel.api_support import IdempotentPostMixin
+from kernel.errors import InvalidInput
 from reviews import selectors, services
 from reviews.models import BatchState, Decision, ReviewBatch, ReviewItem
 from reviews.serializers import (

@@ -9,7 +9,8 @@ class ReviewsConfig(AppConfig):
 
     def ready(self) -> None:
         from enrollment import services
-        from reviews.services import review_items_close_for
+        from reviews.services import application_approve_immediately, review_items_close_for
 
         if review_items_close_for not in services.APPLICATION_CLOSED_HOOKS:
             services.APPLICATION_CLOSED_HOOKS.append(review_items_close_for)
+        services.APPLICATION_ACTION_SERVICES["approve_immediately"] = application_approve_immediately

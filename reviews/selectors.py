@@ -12,16 +12,11 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from enrollment import roles
 from enrollment import selectors as enrollment_selectors
 from enrollment.models import Application, AuditEntry, Disease, Region, State
 from enrollment.periods import period_key
+from kernel import roles
 from reviews.models import BatchState, Outcome, ReviewBatch, ReviewItem, StageDecision
-
-DEFAULT_REVIEW_STAGES: dict[str, list[str]] = {
-    "11": ["initial_review"],
-    "12": ["initial_review", "recheck", "approval"],
-}
 
 # ---------------------------------------------------------------------------
 # Configuration: stages, cutoffs
@@ -32,8 +27,12 @@ def stages_for(disease: Disease) -> list[str]:
     """The disease's own stages, else its type's default (settings.REVIEW_STAGES)."""
     if disease.review_stages:
         return list(disease.review_stages)
-    defaults = getattr(settings, "REVIEW_STAGES", DEFAULT_REVIEW_STAGES)
-    return list(defaults.get(disease.disease_type) or ["initial_review"])
+    return stages_for_type(disease.disease_type)
+
+
+def stages_for_type(disease_type: str) -> list[str]:
+    """The default stages of a disease type (settings.REVIEW_STAGES; a single initial review otherwise)."""
+    return list(settings.REVIEW_STAGES.get(disease_type) or ["initial_review"])
 
 
 def batch_cutoff(period: str, batch_day: int) -> dt.datetime:

@@ -18,10 +18,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from enrollment import roles
-from enrollment.errors import DomainError
 from enrollment.forms import add_domain_error
 from enrollment.models import Document
+from kernel import roles
+from kernel.errors import DomainError
 from reviews import forms, selectors, services
 from reviews.models import Outcome
 

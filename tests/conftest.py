@@ -11,8 +11,8 @@ import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from enrollment import roles
 from enrollment.models import Disease, DiseaseType, Institution, PhysicianTitle, Region
+from kernel import roles
 from tests.factories import (
     DiseaseFactory,
     InstitutionFactory,

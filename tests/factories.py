@@ -9,7 +9,6 @@ import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from enrollment import roles
 from enrollment.idnumbers import make_id_number
 from enrollment.models import (
     Application,
@@ -23,6 +22,7 @@ from enrollment.models import (
     Region,
     StaffProfile,
 )
+from kernel import roles
 
 _id_sequence = itertools.count(1)
 

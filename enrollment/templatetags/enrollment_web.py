@@ -7,8 +7,9 @@ from typing import Any
 from django import template
 from django.utils.translation import gettext_lazy as _
 
-from enrollment import roles, selectors
+from enrollment import selectors
 from enrollment.models import mask_id_number
+from kernel import roles
 
 register = template.Library()
 
@@ -105,17 +106,3 @@ def doc_type_label(value: str) -> str:
 @register.simple_tag
 def lookup(mapping: dict[str, Any], key: str) -> Any:
     return mapping.get(key, "")
-
-
-@register.filter
-def stage_label(value: str) -> str:
-    from reviews.models import Stage
-
-    return str(dict(Stage.choices).get(value, value))
-
-
-@register.filter
-def decision_label(value: str) -> str:
-    from reviews.models import Decision
-
-    return str(dict(Decision.choices).get(value, value))

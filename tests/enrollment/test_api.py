@@ -10,7 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from enrollment import services
-from enrollment.models import Application, AuditEntry, IdempotencyRecord, State
+from enrollment.models import Application, AuditEntry, State
+from kernel.models import IdempotencyRecord
 from tests.conftest import pdf_upload
 from tests.factories import synthetic_id_number
 

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from enrollment import services
-from enrollment.token_services import api_token_issue
+from enrollment.services.api_tokens import api_token_issue
 from reviews import services as review_services
 from tests.conftest import pdf_upload
 from tests.reviews.helpers import MARCH_2, assemble, diagnosed, reviewer

@@ -12,8 +12,8 @@ import pytest
 from django.db import connection, connections
 
 from enrollment import services
-from enrollment.errors import DomainError
 from enrollment.models import ACTIVE_STATES, Application
+from kernel.errors import DomainError
 from tests.factories import DiseaseFactory, staff_user
 from tests.locking import held_open, lock_timeout
 

@@ -10,8 +10,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from enrollment import person_services, selectors, services
-from enrollment.errors import RuleViolation
+from enrollment import selectors, services
 from enrollment.models import (
     Application,
     ApplicationKind,
@@ -21,6 +20,8 @@ from enrollment.models import (
     State,
     StatusEventKind,
 )
+from enrollment.services import person_status
+from kernel.errors import RuleViolation
 from reviews.models import Outcome, ReviewItem
 from tests.enrollment.validity_helpers import SHANGHAI, at, diagnose, enrol, sweep
 from tests.factories import PolicyFactory
@@ -34,7 +35,7 @@ def answer(person, disease, on, as_of=None):
 
 
 def event(world, person, kind, on, ref, *, actor=None, **kwargs):
-    return person_services.status_event_record(
+    return person_status.status_event_record(
         person=person,
         kind=kind,
         effective_date=on,
@@ -388,7 +389,7 @@ def test_poverty_exit_keeps_categories_for_the_continuation_then_the_sweep_ends_
     PolicyFactory(region=world.region, poverty_continuation_months=12)
     person = world.person()
     with at(D(2026, 1, 5)):
-        person_services.person_categories_replace(
+        person_status.person_categories_replace(
             person=person,
             categories=["minimum_living", "orphan"],
             as_of=D(2026, 1, 1),

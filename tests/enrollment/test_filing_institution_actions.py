@@ -14,9 +14,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from enrollment import roles, selectors, services
-from enrollment.errors import NotPermitted
+from enrollment import selectors, services
 from enrollment.models import Application, State
+from kernel import roles
+from kernel.errors import NotPermitted
 from tests.conftest import pdf_upload
 from tests.factories import staff_user
 

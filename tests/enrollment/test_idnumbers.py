@@ -4,9 +4,9 @@ import pytest
 import time_machine
 from django.utils import translation
 
-from enrollment.errors import InvalidInput
 from enrollment.idnumbers import make_id_number, parse_id_number
 from enrollment.models import mask_id_number
+from kernel.errors import InvalidInput
 
 
 @pytest.fixture(autouse=True)

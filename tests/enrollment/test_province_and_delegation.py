@@ -17,11 +17,12 @@ import time_machine
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from enrollment import roles, selectors, services
-from enrollment.errors import InvalidInput, NotPermitted, RuleViolation, TransitionRefused
+from enrollment import selectors, services
 from enrollment.models import Application, Disease, Region, ReviewLevel, State, immediate_review
 from interop.catalogue import catalogue_diff, parse_catalogue
 from interop.rosters import Reference
+from kernel import roles
+from kernel.errors import InvalidInput, NotPermitted, RuleViolation, TransitionRefused
 from reviews import selectors as review_selectors
 from reviews import services as review_services
 from reviews.models import ReviewBatch, ReviewItem

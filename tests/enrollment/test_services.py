@@ -10,7 +10,6 @@ from django.db import transaction
 from django.utils import translation
 
 from enrollment import services
-from enrollment.errors import InvalidInput, NotPermitted, RuleViolation, TransitionRefused
 from enrollment.models import (
     AppendOnlyError,
     Application,
@@ -21,6 +20,7 @@ from enrollment.models import (
     Policy,
     State,
 )
+from kernel.errors import InvalidInput, NotPermitted, RuleViolation, TransitionRefused
 from tests.conftest import pdf_upload
 from tests.factories import DiseaseFactory, PhysicianFactory, RegionFactory, UserFactory
 
@@ -262,8 +262,8 @@ def test_person_register_normalises_and_derives(world):
 
 def test_who_may_change_which_person_fields_and_every_change_is_audited(world):
     """Issue 18: any staff member could overwrite any person (region, insurance, categories, phone)."""
-    from enrollment.errors import NotPermitted
     from enrollment.models import PersonAuditEntry
+    from kernel.errors import NotPermitted
     from tests.factories import synthetic_id_number
 
     person = services.person_register(

@@ -9,8 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from enrollment import services, tasks
-from enrollment.errors import NotPermitted
 from enrollment.models import Application, AuditEntry, State
+from enrollment.services import sweep as sweep_module
+from kernel.errors import NotPermitted
 from tests.enrollment.validity_helpers import at, audit_of, enrol, sweep
 from tests.factories import PolicyFactory
 
@@ -133,7 +134,7 @@ def test_a_crash_mid_chunk_leaves_no_partial_chunk_and_a_rerun_finishes(world, m
             raise RuntimeError("worker killed")
         return real_insert(**kwargs)
 
-    monkeypatch.setattr(services, "audit_rows_insert", crash_on_second_chunk)
+    monkeypatch.setattr(sweep_module, "audit_rows_insert", crash_on_second_chunk)
     with pytest.raises(RuntimeError):
         sweep(D(2028, 10, 1), chunk_size=2)
     monkeypatch.undo()

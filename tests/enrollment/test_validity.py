@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 
 from enrollment import services
-from enrollment.errors import NotPermitted, RuleViolation, TransitionRefused
 from enrollment.models import ApplicationKind, AuditEntry, BenefitStart, State
 from enrollment.periods import period_end
+from kernel.errors import NotPermitted, RuleViolation, TransitionRefused
 from tests.enrollment.validity_helpers import approve, at, audit_of, enrol, renew_and_approve, sweep
 from tests.factories import PolicyFactory
 

@@ -9,10 +9,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
-from enrollment.errors import InvalidInput, NotPermitted, RuleViolation
 from enrollment.models import Application, AuditEntry, Disease, State
 from interop import services
 from interop.models import CatalogueImport
+from kernel.errors import InvalidInput, NotPermitted, RuleViolation
 from tests.interop.helpers import approved_enrollment, client_for
 
 

@@ -8,11 +8,11 @@ from django.db import DataError
 
 from enrollment import selectors as enrollment_selectors
 from enrollment import services as enrollment_services
-from enrollment.errors import InvalidInput
 from enrollment.forms import FilingForm
 from enrollment.models import Disease, DiseaseType, Person, Region
 from interop import services
 from interop.models import AssistedFiling, ImportState, RowAction, RowStatus
+from kernel.errors import InvalidInput
 from tests.factories import DiseaseFactory, synthetic_id_number
 from tests.interop.helpers import csv_bytes
 from tests.interop.test_rosters import entries, run_import

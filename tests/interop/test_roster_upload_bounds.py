@@ -89,7 +89,7 @@ def test_upload_only_stores_the_file_and_the_task_reads_400000_empty_rows_cheapl
     parsed = AssertionError("the file was parsed in the upload request")
     with (
         mock.patch("openpyxl.load_workbook", side_effect=parsed),
-        mock.patch("interop.tabular.read_table", side_effect=parsed),
+        mock.patch("kernel.tabular.read_table", side_effect=parsed),
         mock.patch("interop.services.read_table", side_effect=parsed),
     ):
         response = upload(client, content)  # the dry run is queued on commit: not run inside this test

@@ -11,11 +11,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from openpyxl import load_workbook
 
 from enrollment import services as enrollment_services
-from enrollment.errors import InvalidInput
 from enrollment.idnumbers import make_id_number, parse_id_number
 from enrollment.models import Application, AuditEntry, InsuranceType, Person, State
 from interop import services
 from interop.models import AssistedFiling, FilingState, ImportState, RosterImport, RowAction, RowStatus
+from kernel.errors import InvalidInput
 from tests.factories import synthetic_id_number
 from tests.interop.helpers import EN_HEADER, approved_enrollment, client_for, csv_bytes, xlsx_bytes
 
@@ -186,7 +186,7 @@ def test_commit_twice_and_a_second_import_do_not_duplicate_the_worklist(world):
 def test_dry_run_is_idempotent_and_commit_needs_a_finished_dry_run(world):
     content = csv_bytes([[synthetic_id_number(), "甲", "530100", "", "", "M03900"]])
     roster = services.roster_import_create(name="r.csv", content=content, actor=world.admin, queue=False)
-    from enrollment.errors import RuleViolation
+    from kernel.errors import RuleViolation
 
     with pytest.raises(RuleViolation):
         services.roster_import_request_commit(import_id=roster.pk, actor=world.admin, queue=False)
@@ -231,7 +231,7 @@ def test_missing_columns_fail_the_dry_run_with_the_columns_named(world):
     assert roster.state == ImportState.FAILED and roster.rows.count() == 0
     with pytest.raises(InvalidInput) as caught:
         from interop.rosters import REQUIRED_COLUMNS, ROSTER_COLUMNS
-        from interop.tabular import map_header
+        from kernel.tabular import map_header
 
         map_header(["姓名", "电话"], ROSTER_COLUMNS, REQUIRED_COLUMNS)
     assert caught.value.code == "missing_columns"
@@ -439,12 +439,13 @@ def test_task_runs_once_and_a_dead_workers_phase_is_taken_over(world, eager_cele
 def test_a_roster_replaces_support_categories_as_of_its_date_instead_of_merging(world):
     import time_machine
 
-    from enrollment import person_services, selectors
+    from enrollment import selectors
     from enrollment.models import PersonCategory
+    from enrollment.services import person_status
     from tests.enrollment.validity_helpers import SHANGHAI
 
     person = world.person()
-    person_services.person_categories_replace(
+    person_status.person_categories_replace(
         person=person,
         categories=["minimum_living", "orphan"],
         as_of=dt.date(2026, 1, 1),

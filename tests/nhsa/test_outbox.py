@@ -228,13 +228,13 @@ def test_termination_cancels_with_the_stored_serial(world, platform):
 
 
 def test_status_event_termination_cancels_too(world, platform):
-    from enrollment import person_services
     from enrollment.models import StatusEventKind
+    from enrollment.services import person_status
 
     application = approved(world)
     known(platform, application.person)
     deliver(only_message(application))
-    person_services.status_event_record(
+    person_status.status_event_record(
         person=application.person,
         kind=StatusEventKind.DIED,
         effective_date=timezone.localdate(),

@@ -36,7 +36,7 @@ from django.db.models import Count
 from django.test import Client
 from django.utils import timezone
 
-from enrollment import roles, selectors
+from enrollment import selectors
 from enrollment.models import (
     ACTIVE_STATES,
     Application,
@@ -46,7 +46,8 @@ from enrollment.models import (
     Person,
     State,
 )
-from enrollment.token_services import api_token_issue
+from enrollment.services.api_tokens import api_token_issue
+from kernel import roles
 from reviews.models import Outcome, ReviewBatch, ReviewItem, StageDecision
 from tests.factories import staff_user, synthetic_id_number
 from tests.reliability.processes import database_url, free_port, stop, tail

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 import time_machine
 from django.contrib.auth.models import Group
 
-from enrollment import roles, services
+from enrollment import services
 from enrollment.models import Application
+from kernel import roles
 from reviews import services as review_services
 from reviews.models import ReviewBatch, ReviewItem
 from tests.conftest import pdf_upload

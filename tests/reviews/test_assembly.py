@@ -10,11 +10,12 @@ import time_machine
 from django.core.management import call_command
 
 from enrollment import services
-from enrollment.errors import NotPermitted
 from enrollment.models import Application, AuditEntry, State
+from kernel.errors import NotPermitted
 from reviews import selectors, tasks
 from reviews import services as review_services
 from reviews.models import BatchState, ReviewBatch, ReviewItem
+from reviews.services import assembly
 from tests.factories import PolicyFactory
 from tests.reviews.helpers import FEBRUARY, MARCH_2, PERIOD, SHANGHAI, assemble, diagnosed, item_of
 
@@ -126,7 +127,7 @@ def test_an_interrupted_run_is_resumed_with_every_application_in_once(world, mon
     applications = [diagnosed(world) for _ in range(5)]
     # The crash comes after the chunk's applications were moved and its review items inserted, just
     # before its audit rows: nothing of that chunk may survive.
-    real_insert = review_services._insert_enqueue_audit_rows
+    real_insert = assembly._insert_enqueue_audit_rows
     calls = {"n": 0}
 
     def crash_on_second_chunk(**kwargs):
@@ -135,7 +136,7 @@ def test_an_interrupted_run_is_resumed_with_every_application_in_once(world, mon
             raise RuntimeError("worker killed")
         return real_insert(**kwargs)
 
-    monkeypatch.setattr(review_services, "_insert_enqueue_audit_rows", crash_on_second_chunk)
+    monkeypatch.setattr(assembly, "_insert_enqueue_audit_rows", crash_on_second_chunk)
     with pytest.raises(RuntimeError):
         assemble(world, chunk_size=2)
     monkeypatch.undo()

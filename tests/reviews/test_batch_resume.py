@@ -14,9 +14,10 @@ import time_machine
 from celery.schedules import crontab
 
 from enrollment.models import Application, AuditEntry, State
-from reviews import services as review_services
+from enrollment.services import get_system_user
 from reviews import tasks
 from reviews.models import BatchState, ReviewBatch, ReviewItem
+from reviews.services import assembly
 from tests.reviews.helpers import MARCH_2, PERIOD, assemble, diagnosed
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.django_db
 def crash_assembly(world, monkeypatch, *, on_chunk: int) -> None:
     """Assemble at MARCH_2 in chunks of 2 with the worker 'killed' in chunk ``on_chunk`` (after its
     applications moved and items were written, before its audit rows: the chunk rolls back whole)."""
-    real_insert = review_services._insert_enqueue_audit_rows
+    real_insert = assembly._insert_enqueue_audit_rows
     calls = {"n": 0}
 
     def killed(**kwargs):
@@ -35,7 +36,7 @@ def crash_assembly(world, monkeypatch, *, on_chunk: int) -> None:
         return real_insert(**kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(review_services, "_insert_enqueue_audit_rows", killed)
+        patch.setattr(assembly, "_insert_enqueue_audit_rows", killed)
         with pytest.raises(RuntimeError):
             assemble(world, chunk_size=2)
 
@@ -96,9 +97,7 @@ def test_a_run_that_keeps_committing_chunks_is_left_alone(world, monkeypatch, se
     # … then the run went on: one more chunk committed 9 minutes later.
     later = MARCH_2 + dt.timedelta(minutes=9)
     with time_machine.travel(later, tick=False):
-        resumed_by_hand = review_services._assemble_chunk(
-            batch_id=batch.pk, actor=review_services.get_system_user(), size=2
-        )
+        resumed_by_hand = assembly._assemble_chunk(batch_id=batch.pk, actor=get_system_user(), size=2)
     assert resumed_by_hand is not None
     assert run_beat_job(MARCH_2 + dt.timedelta(minutes=15), sent) == []
     assert run_beat_job(later + dt.timedelta(minutes=10, seconds=1), sent) == [(world.region.pk, PERIOD)]

@@ -9,10 +9,11 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from enrollment import roles, services
 from enrollment import selectors as enrollment_selectors
-from enrollment.errors import InvalidInput, NotPermitted, RuleViolation
+from enrollment import services
 from enrollment.models import Application, ApplicationKind, AuditEntry, State
+from kernel import roles
+from kernel.errors import InvalidInput, NotPermitted, RuleViolation
 from reviews import selectors
 from reviews import services as review_services
 from reviews.models import BatchState, Outcome, ReviewBatch, ReviewItem, StageDecision

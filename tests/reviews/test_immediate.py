@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from enrollment import roles
-from enrollment.errors import NotPermitted, RuleViolation, TransitionRefused
 from enrollment.models import Application, AuditEntry, State
+from kernel import roles
+from kernel.errors import NotPermitted, RuleViolation, TransitionRefused
 from reviews import services as review_services
 from reviews.models import StageDecision
 from tests.factories import staff_user

@@ -8,8 +8,8 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from enrollment.errors import InvalidInput, NotPermitted
 from enrollment.services import get_system_user
+from kernel.errors import InvalidInput, NotPermitted
 from reviews import selectors
 from reviews import services as review_services
 from reviews.models import ReviewItem

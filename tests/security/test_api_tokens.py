@@ -15,7 +15,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from enrollment.models import ApiToken
-from enrollment.token_services import api_token_issue, hash_key
+from enrollment.services.api_tokens import api_token_issue, hash_key
 
 PASSWORD = "pw-for-tests-2026"
 NEW_PASSWORD = "a-completely-new-pass-2026"

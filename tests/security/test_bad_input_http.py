@@ -259,8 +259,8 @@ def test_an_export_period_out_of_range_is_400(world, period):
 def test_period_bounds_reach_the_last_representable_month():
     import datetime as dt
 
-    from enrollment.errors import InvalidInput
     from interop.selectors import period_bounds
+    from kernel.errors import InvalidInput
 
     assert period_bounds("9999-11") == (dt.date(9999, 11, 1), dt.date(9999, 12, 1))
     with pytest.raises(InvalidInput) as refused:
@@ -290,7 +290,7 @@ def test_without_the_middleware_django_forms_still_refuse_nul(world, settings):
     ModelChoiceField looked up by pk never sends the text to the database."""
     from django.test import Client
 
-    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != "config.input_guard.RejectNulInputMiddleware"]
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != "kernel.input_guard.RejectNulInputMiddleware"]
     client = Client()
     client.force_login(world.clerk)
     response = client.post(

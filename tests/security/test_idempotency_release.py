@@ -23,8 +23,9 @@ from django.test import Client
 from django.utils import timezone
 
 from enrollment import services
-from enrollment.api_support import release_idempotency_key
-from enrollment.models import Application, IdempotencyRecord, Person
+from enrollment.models import Application, Person
+from kernel.api_support import release_idempotency_key
+from kernel.models import IdempotencyRecord
 
 URL = "/api/v1/applications/"
 

@@ -33,9 +33,10 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from enrollment import roles, services
+from enrollment import services
 from enrollment.models import PhysicianTitle, Reminder, ReminderChannel, ReminderStatus
-from enrollment.token_services import api_token_issue
+from enrollment.services.api_tokens import api_token_issue
+from kernel import roles
 from tests.conftest import pdf_upload
 from tests.factories import DiseaseFactory, PhysicianFactory, staff_user
 

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from stdnum.cn import ric
 
-from enrollment.errors import InvalidInput
 from enrollment.idnumbers import make_id_number, parse_id_number
 from enrollment.periods import add_months, period_end
+from kernel.errors import InvalidInput
 
 TODAY = dt.date(2026, 1, 1)
 PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

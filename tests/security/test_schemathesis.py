@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from enrollment import services
-from enrollment.token_services import api_token_issue
+from enrollment.services.api_tokens import api_token_issue
 from tests.conftest import pdf_upload
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "30"))

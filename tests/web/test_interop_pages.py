@@ -66,7 +66,7 @@ def test_roster_pages_for_importers_only(world, client_for, who, status):
 
 
 def test_officer_of_another_institution_gets_404_on_a_roster(world, client_for):
-    from enrollment import roles
+    from kernel import roles
     from tests.factories import staff_user
 
     roster = committed_roster(world)

@@ -10,8 +10,9 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from enrollment import roles, services
+from enrollment import services
 from enrollment.models import Application, Person, State
+from kernel import roles
 from tests.conftest import pdf_upload
 from tests.factories import UserFactory
 from tests.web.conftest import diagnose, file_application

@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from enrollment import services
-from enrollment.errors import DomainError
+from kernel.errors import DomainError
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "catalogue.json"
 

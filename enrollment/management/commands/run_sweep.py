@@ -5,7 +5,7 @@ import datetime as dt
 from django.core.management.base import BaseCommand, CommandError
 
 from enrollment import services
-from enrollment.errors import DomainError
+from kernel.errors import DomainError
 
 
 class Command(BaseCommand):

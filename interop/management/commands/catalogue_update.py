@@ -3,9 +3,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from enrollment.errors import DomainError
 from enrollment.services import get_system_user
 from interop import services
+from kernel.errors import DomainError
 
 
 class Command(BaseCommand):

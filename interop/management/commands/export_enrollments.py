@@ -3,9 +3,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from enrollment.errors import DomainError
 from interop import selectors, services
-from interop.tabular import csv_chunks, write_xlsx
+from kernel.errors import DomainError
+from kernel.tabular import csv_chunks, write_xlsx
 
 
 class Command(BaseCommand):

@@ -3,9 +3,9 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from enrollment.errors import DomainError
 from interop.status_import import REPORT_HEADER, status_events_import
-from interop.tabular import write_report_file
+from kernel.errors import DomainError
+from kernel.tabular import write_report_file
 
 
 class Command(BaseCommand):

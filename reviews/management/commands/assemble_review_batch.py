@@ -7,10 +7,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from enrollment.errors import DomainError
 from enrollment.models import Application, Region, State
 from enrollment.periods import period_key
 from enrollment.services import get_system_user
+from kernel.errors import DomainError
 from reviews import services, tasks
 
 

@@ -23,8 +23,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from enrollment.errors import DomainError
-from enrollment.models import IdempotencyRecord
+from kernel.errors import DomainError
+from kernel.models import IdempotencyRecord
 
 
 class StandardPagination(PageNumberPagination):

@@ -17,8 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from enrollment import roles, selectors
-from enrollment.errors import InvalidInput, NotPermitted, RuleViolation
+from enrollment import selectors
 from enrollment.models import (
     COVERING_STATES,
     ENDING_EVENTS,
@@ -35,6 +34,8 @@ from enrollment.models import (
     TerminationReason,
 )
 from enrollment.periods import add_months
+from kernel import roles
+from kernel.errors import InvalidInput, NotPermitted, RuleViolation
 
 # Categories held because the household is poor: after it leaves poverty (脱贫) they continue for the
 # policy's continuation period (过渡期), then end.

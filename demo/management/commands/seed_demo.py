@@ -1,7 +1,7 @@
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from enrollment import demo
+from demo import seed as demo
 
 
 class Command(BaseCommand):

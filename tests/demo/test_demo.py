@@ -5,8 +5,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from stdnum.cn import ric
 
-from enrollment import roles
 from enrollment.models import Application, AuditEntry, Person
+from kernel import roles
 
 
 @pytest.mark.django_db

@@ -29,8 +29,8 @@ from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from enrollment.errors import InvalidInput
 from enrollment.models import ApiToken
+from kernel.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
 

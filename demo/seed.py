@@ -15,9 +15,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.utils import timezone
 
-from enrollment import roles, services
+from enrollment import services
 from enrollment.idnumbers import make_id_number
 from enrollment.models import Disease, Institution, Physician, Policy, Region, ReviewLevel, StaffProfile
+from kernel import roles
 
 User = get_user_model()
 
@@ -266,8 +267,8 @@ def seed_all(*, password: str, applications: int = 36) -> dict[str, Any]:
 def seed_status_history() -> None:
     """A few dated status events, so that the coverage answer's status and categories show something:
     a suspension already resumed, and a household that left poverty (categories continue 12 months)."""
-    from enrollment import person_services
     from enrollment.models import Person, StatusEventKind
+    from enrollment.services import person_status
 
     officer = User.objects.get(username="officer")
     today = timezone.localdate()
@@ -281,10 +282,10 @@ def seed_status_history() -> None:
         (StatusEventKind.INSURANCE_SUSPENDED, today - dt.timedelta(days=60), "demo-suspend-1"),
         (StatusEventKind.INSURANCE_RESUMED, today - dt.timedelta(days=45), "demo-resume-1"),
     ):
-        person_services.status_event_record(
+        person_status.status_event_record(
             person=suspended, kind=kind, effective_date=day, source="demo", reference=ref, actor=officer
         )
-    person_services.status_event_record(
+    person_status.status_event_record(
         person=poor,
         kind=StatusEventKind.CATEGORIES_SET,
         effective_date=today - dt.timedelta(days=400),
@@ -293,7 +294,7 @@ def seed_status_history() -> None:
         categories=["monitored", "minimum_living"],
         actor=officer,
     )
-    person_services.status_event_record(
+    person_status.status_event_record(
         person=poor,
         kind=StatusEventKind.POVERTY_EXITED,
         effective_date=today - dt.timedelta(days=90),

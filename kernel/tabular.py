@@ -18,16 +18,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.http import FileResponse, HttpResponseBase, StreamingHttpResponse
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 
-from enrollment.errors import InvalidInput
+from kernel.errors import InvalidInput
 
 XLSX_MAGIC = b"PK\x03\x04"
 XLS_MAGIC = b"\xd0\xcf\x11\xe0"  # the old binary Excel format (OLE compound file)
 # Excel's own limit. A file with more lines (empty ones included) is not a sheet a clerk saved: refused
 # without reading on, so that row numbers a file claims (an XLSX row r="1000000000") cannot cost time.
 MAX_LINES = 1_048_576
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # Cells right of this column are ignored: an XLSX cell at column XFD would otherwise widen its row to 16,384.
 MAX_COLUMNS = 256
 # How often (in lines, empty ones included) a reader looks at its deadline.
@@ -327,3 +329,20 @@ def write_report_file(path: str, header: Sequence[str], rows: Iterable[Sequence[
     with open(path, "wb") as handle:
         for chunk in csv_chunks(header, rows):
             handle.write(chunk)
+
+
+def tabular_response(
+    header: Sequence[str], rows: Iterable[Sequence[Any]], *, file_format: str, filename: str
+) -> HttpResponseBase:
+    """CSV streamed chunk by chunk; XLSX written in write-only mode to a temp file, then streamed."""
+    if file_format == "xlsx":
+        path = write_xlsx(header, rows, title=filename)
+        return FileResponse(
+            open_and_unlink(path),
+            as_attachment=True,
+            filename=f"{filename}.xlsx",
+            content_type=XLSX_TYPE,
+        )
+    response = StreamingHttpResponse(csv_chunks(header, rows), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+    return response

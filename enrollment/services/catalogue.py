@@ -1,0 +1,83 @@
+"""Loading the disease catalogue (病种目录) from a fixture or a file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from enrollment.models import (
+    Disease,
+)
+from kernel.errors import InvalidInput
+
+# ---------------------------------------------------------------------------
+# Catalogue
+# ---------------------------------------------------------------------------
+
+
+def catalogue_aliases(raw: Any, *, name: str = "") -> list[str]:
+    """A catalogue entry's ``aliases``: a list of other names (default none), stripped, each once, without
+    the disease's own name. Anything but a list of strings is a ValueError."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(alias, str) for alias in raw):
+        raise ValueError("aliases must be a list of names")
+    return [alias for alias in dict.fromkeys(a.strip() for a in raw) if alias and alias != name.strip()]
+
+
+def catalogue_load(*, data: dict[str, Any], actor: Any) -> dict[str, int]:
+    """Create or update diseases from a catalogue document (enrollment/data/catalogue.json shape).
+
+    Diseases missing from the document are left alone here; retiring them is a reviewed step.
+    """
+    from django.core.exceptions import ValidationError
+
+    version = str(data.get("version", "1"))
+    entries = data.get("diseases") or []
+    if not entries:
+        raise InvalidInput(_("The catalogue file lists no diseases."), code="invalid_catalogue")
+    created = updated = 0
+    with transaction.atomic():
+        by_code: dict[str, Disease] = {}
+        for entry in entries:
+            values = {
+                "name": entry["name"],
+                "disease_type": str(entry["type"]),
+                "validity_months": int(entry.get("validity_months", 36)),
+                "counts_toward_limit": bool(entry.get("counts_toward_limit", str(entry["type"]) == "11")),
+                "min_institution_level": int(entry.get("min_institution_level", 1)),
+                "min_physician_title": int(entry.get("min_physician_title", 2)),
+                "required_documents": list(entry.get("required_documents", ["diagnosis_certificate"])),
+                "review_mode": entry.get("review_mode", "batch"),
+                "icd10_prefixes": list(entry.get("icd10_prefixes", [])),
+                "active": bool(entry.get("active", True)),
+                "cross_province_settlement": bool(entry.get("cross_province_settlement", False)),
+                "catalogue_version": version,
+            }
+            try:
+                values["aliases"] = catalogue_aliases(entry.get("aliases"), name=entry["name"])
+            except ValueError:
+                raise InvalidInput(
+                    _("Catalogue entry %(code)s is invalid: %(errors)s")
+                    % {"code": entry.get("code"), "errors": [_("aliases must be a list of names")]},
+                    code="invalid_catalogue",
+                )
+            disease = Disease(code=entry["code"], **values)
+            try:
+                disease.full_clean(validate_unique=False, validate_constraints=False)
+            except ValidationError as exc:
+                raise InvalidInput(
+                    _("Catalogue entry %(code)s is invalid: %(errors)s")
+                    % {"code": entry.get("code"), "errors": exc.messages},
+                    code="invalid_catalogue",
+                )
+            disease, was_created = Disease.objects.update_or_create(code=entry["code"], defaults=values)
+            by_code[disease.code] = disease
+            created += was_created
+            updated += not was_created
+        for left, right in data.get("exclusive_pairs", []):
+            first = by_code.get(left) or Disease.objects.get(code=left)
+            first.exclusive_with.add(by_code.get(right) or Disease.objects.get(code=right))
+    return {"created": created, "updated": updated, "version": version}

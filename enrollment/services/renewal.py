@@ -1,0 +1,111 @@
+"""Renewal (复审): a new application linked to the enrollment it continues."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from enrollment import selectors
+from enrollment.models import (
+    ACTIVE_STATES,
+    Application,
+    ApplicationKind,
+    Institution,
+    Reminder,
+    ReminderStatus,
+    State,
+)
+from enrollment.services.audit import AuditFields, get_system_user, lock_application, run_transition
+from enrollment.services.filing import application_submit
+from kernel.errors import RuleViolation, TransitionRefused
+
+# ---------------------------------------------------------------------------
+# Renewal (复审), the daily validity sweep and expiry reminders (§6)
+# ---------------------------------------------------------------------------
+
+
+def application_renew(
+    *, application_id: int, actor: Any, treating_institution: Institution | None = None
+) -> Application:
+    """File the renewal (复审) of an enrollment, from ``valid_until − renewal window`` on.
+
+    The renewal is linked to the enrollment (``renews``) and carries its diagnosis forward for the
+    physician to re-attest or update (``application_diagnose``); it does not count twice toward the
+    limit, and while it is pending the old enrollment keeps covering and is not expired by the sweep.
+    Once the old enrollment has lapsed (expired, or past ``valid_until + grace``) there is nothing
+    left to continue: what is filed is a new application whose period starts on its approval.
+    Filing cancels the old enrollment's reminders that have not gone out.
+    """
+    today = timezone.localdate()
+    with transaction.atomic():
+        previous = lock_application(application_id)
+        if previous.state not in (State.APPROVED, State.EXPIRING, State.EXPIRED):
+            raise TransitionRefused(
+                _("Application #%(id)s is %(state)s; only an approved or expired enrollment can be renewed.")
+                % {"id": previous.pk, "state": previous.get_state_display()},
+                code="renewal_not_possible",
+                details={"state": previous.state},
+            )
+        if previous.valid_until is None:
+            raise RuleViolation(
+                _("%(disease)s is approved long-term; it needs no renewal.") % {"disease": previous.disease},
+                code="renewal_not_needed",
+            )
+        policy = selectors.policy_for_region(previous.region)
+        opens_on = previous.valid_until - dt.timedelta(days=policy.renewal_window_days)
+        if today < opens_on:
+            raise RuleViolation(
+                _("Renewal of application #%(id)s opens on %(date)s (%(days)d days before it ends on %(end)s).")
+                % {
+                    "id": previous.pk,
+                    "date": opens_on.isoformat(),
+                    "days": policy.renewal_window_days,
+                    "end": previous.valid_until.isoformat(),
+                },
+                code="renewal_too_early",
+                details={"opens_on": opens_on.isoformat(), "valid_until": previous.valid_until.isoformat()},
+            )
+        pending = previous.renewals.filter(state__in=ACTIVE_STATES).first()
+        if pending is not None:
+            raise RuleViolation(
+                _("Renewal #%(renewal)s of application #%(id)s is already %(state)s.")
+                % {"renewal": pending.pk, "id": previous.pk, "state": pending.get_state_display()},
+                code="renewal_pending",
+                details={"application": pending.pk},
+            )
+        lapsed = previous.state == State.EXPIRED or today > previous.valid_until + dt.timedelta(days=policy.grace_days)
+        if lapsed and previous.state != State.EXPIRED:
+            # The sweep has not reached it yet (a missed night): apply its rule to this row now, so
+            # that the new filing does not collide with an enrollment that is over.
+            run_transition(
+                application=previous,
+                name="expire",
+                actor=get_system_user(),
+                audit=AuditFields(details={"sweep_date": today.isoformat(), "on": "renewal filing"}),
+            )
+        renewal = application_submit(
+            person=previous.person,
+            disease=previous.disease,
+            treating_institution=treating_institution or previous.treating_institution,
+            actor=actor,
+            kind=ApplicationKind.NEW if lapsed else ApplicationKind.RENEWAL,
+            renews=None if lapsed else previous,
+        )
+        # The diagnosis the enrollment rests on, for the physician to re-attest or update; the
+        # renewal stays "submitted" until they do (diagnosed_at/diagnosed_by stay empty). The provisional
+        # bound is fixed now, so a later change of the policy's grace days cannot rewrite past answers.
+        Application.objects.filter(pk=renewal.pk).update(
+            icd10_code=previous.icd10_code,
+            diagnosis_date=previous.diagnosis_date,
+            physician=previous.physician_id,
+            provisional_until=None if lapsed else previous.valid_until + dt.timedelta(days=policy.grace_days),
+        )
+        Reminder.objects.filter(
+            application=previous, status__in=(ReminderStatus.PENDING, ReminderStatus.FAILED)
+        ).update(status=ReminderStatus.CANCELLED, last_error="renewal filed", updated_at=timezone.now())
+    renewal.refresh_from_db()
+    return renewal
