@@ -4,7 +4,9 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# Every install resolves the exact versions in the lock (CONSTRAINTS); `make lock` refreshes it.
+CONSTRAINTS := requirements/constraints.txt
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha1sum | cut -c1-12)
 PORT ?= 8000
 DEMO_PASSWORD ?= demo-pass-2026
 # The demo's national-platform link points at the simulator the Procfile starts (docs/platform.md). Set PLATFORM_URL
@@ -18,16 +20,23 @@ PLATFORM_ENV = PLATFORM_URL='$(PLATFORM_URL)' PLATFORM_SIMULATOR_PORT='$(PLATFOR
 	PLATFORM_FIXMEDINS_CODE='$(PLATFORM_FIXMEDINS_CODE)' PLATFORM_FIXMEDINS_NAME='$(PLATFORM_FIXMEDINS_NAME)' \
 	PLATFORM_INSU_ADMDVS='$(PLATFORM_INSU_ADMDVS)'
 
-.PHONY: run test install lint check-services clean browser messages
+.PHONY: run test install lock lint check-services clean browser messages bench-tools
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve every dependency (pyproject.toml and its dev extra) to the newest versions its pins allow and
+# write them to the lock; review the diff, run `make test`, commit both. Extras are stripped because pip
+# refuses them in a constraints file.
+lock: install
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --upgrade --extra dev --strip-extras \
+		--no-emit-index-url --no-emit-find-links --output-file $(CONSTRAINTS) pyproject.toml
 
 run: install
 	mkdir -p var
@@ -49,6 +58,15 @@ browser:
 	elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); \
 	else echo "Install $(BROWSER_PACKAGES) for the browser tests (they are skipped without them outside CI)"; fi
 
+# The HTTP benchmarks (bench/http_paths.py) drive gunicorn with Debian's wrk, a load generator that costs
+# little CPU next to the server it measures; taskset (util-linux) pins each to its own core.
+BENCH_PACKAGES := wrk
+bench-tools:
+	@if command -v wrk >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES); \
+	elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES); \
+	else echo "Install $(BENCH_PACKAGES) for the HTTP benchmarks (bench/http_paths.py)"; fi
+
 # Translators: refresh the catalogue after changing strings, translate, then compile. The compiled .mo
 # is committed so that a machine without gettext serves Chinese; a test fails when it is stale.
 messages: install
@@ -58,6 +76,7 @@ messages: install
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

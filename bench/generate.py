@@ -38,7 +38,7 @@ PATHS["expired"] = PATHS["approved"] + [("expire", "approved", "expired")]
 PATHS["renewed"] = PATHS["approved"] + [("supersede", "approved", "renewed")]
 PATHS["terminated"] = PATHS["approved"] + [("terminate", "approved", "terminated")]
 
-# Share of each state (sums to 1): ~30% diagnosed = the monthly batch of DESIGN §5 / issue 6.
+# Share of each state (sums to 1): ~30% diagnosed = the monthly batch (docs/design.md: Reviews; issue 6).
 STATE_MIX: dict[str, float] = {
     "diagnosed": 0.30,
     "approved": 0.36,

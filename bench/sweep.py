@@ -133,7 +133,7 @@ def run_product(*, day: dt.date, actor: Any, chunk_size: int) -> Side:
 def run_baseline(*, day: dt.date, actor: Any) -> Side:
     from django.db import connection, transaction
 
-    from enrollment.services import _sweep_rule_groups
+    from enrollment.services.sweep import _sweep_rule_groups
 
     mark = marks()
     with common.RssSampler() as rss:

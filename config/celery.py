@@ -1,4 +1,4 @@
-"""The Celery app. Tasks take ids, call one service and are safe to run twice (DESIGN §7)."""
+"""The Celery app. Tasks take ids, call one service and are safe to run twice (docs/design.md: Runtime rules)."""
 
 from __future__ import annotations
 

@@ -86,6 +86,8 @@ INSTALLED_APPS = [
     "reviews",
     "interop",
     "nhsa",
+    "assistance",
+    "oversight",
     "demo",
 ]
 
@@ -184,6 +186,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Idempotency-Key (issue 18 item 4): a key whose first request has been "in progress" this long is taken as
 # abandoned (its process died before it could answer) and may be used again. Keep it above the longest request.
 IDEMPOTENCY_IN_PROGRESS_SECONDS = env_int("IDEMPOTENCY_IN_PROGRESS_SECONDS", 120)
+# Sample re-checks and public notices (docs/reviews.md, "Oversight"): the re-check rate where no region sets one,
+# and how many requests a minute one address may make to the public notice pages.
+OVERSIGHT_RECHECK_PERCENT = env_str("OVERSIGHT_RECHECK_PERCENT", "10")
+PUBLIC_NOTICE_REQUESTS_PER_MINUTE = env_int("PUBLIC_NOTICE_REQUESTS_PER_MINUTE", 60)
 
 # API tokens (enrollment.models.ApiToken, issue 18 item 8): each lives this long after it is issued, and a
 # password change or deactivation revokes it. 24 h: a leaked token is worth one day at most, yet a day's work or
@@ -238,6 +244,26 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# Caches. "default" is per process. "shared" holds what every process must agree on — the versions of the
+# per-process copies of reference data and API tokens (kernel.reference_cache) — so it is Redis when
+# REDIS_URL is set; without Redis (one process: tests, development) a LocMem of its own.
+_REDIS_FOR_CACHE = env_str("REDIS_URL", "")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _REDIS_FOR_CACHE, "KEY_PREFIX": "ce"}
+        if _REDIS_FOR_CACHE
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "shared"}
+    ),
+}
+# kernel.reference_cache: outside a request a process asks the shared versions at most this often (inside a
+# request: once per request); any copy older than the second setting is reloaded whatever the versions say.
+REFERENCE_CACHE_CHECK_SECONDS = env_int("REFERENCE_CACHE_CHECK_SECONDS", 5)
+REFERENCE_CACHE_MAX_AGE_SECONDS = env_int("REFERENCE_CACHE_MAX_AGE_SECONDS", 600)
+# enrollment.authentication: how long a process reuses a token it has read (revocation, a password change or
+# deactivation through the application, or a change of the user's roles drops it at once in every process).
+API_TOKEN_CACHE_SECONDS = env_int("API_TOKEN_CACHE_SECONDS", 60)
+
 # Celery: Redis when REDIS_URL is set; otherwise an embedded filesystem broker so that a
 # worker and beat still run on one machine with no server.
 REDIS_URL = env_str("REDIS_URL", "")
@@ -246,7 +272,9 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
 else:
     _broker_dir = VAR_DIR / "broker"
-    CELERY_BROKER_URL = "filesystem://"
+    # With a host in the URL: kombu warns "No hostname was supplied" on every connection it opens or clones
+    # (each worker and beat start, each task queued) when the URL has none; the folders below are the broker.
+    CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
@@ -261,7 +289,7 @@ CELERY_TASK_ROUTES = {
     "enrollment.tasks.send_*": {"queue": "reminders"},
     "nhsa.tasks.*": {"queue": "default"},
 }
-# Beat only scans the database; it never schedules far-future ETA tasks (DESIGN §7).
+# Beat only scans the database; it never schedules far-future ETA tasks (docs/design.md: Runtime rules).
 CELERY_BEAT_SCHEDULE = {
     # Runs daily; each region's batch is assembled on its policy's batch day (default the 1st).
     "monthly-review-batches": {
@@ -295,6 +323,18 @@ CELERY_BEAT_SCHEDULE["platform-reconcile"] = {
 # and how long a row may stay "sending" before beat counts its worker as dead and sends it again (same msgid).
 PLATFORM_MAX_ATTEMPTS = env_int("PLATFORM_MAX_ATTEMPTS", 20)
 PLATFORM_SENDING_STALE_SECONDS = env_int("PLATFORM_SENDING_STALE_SECONDS", 300)
+# Costs and assistance (docs/assistance.md): last month's assistance computed and high-cost alerts scanned on the 2nd
+# (settlement data of a month arrive in its first days; the command assistance_alerts --period reruns any month).
+CELERY_BEAT_SCHEDULE["monthly-cost-alerts"] = {
+    "task": "assistance.tasks.monthly_cost_alerts",
+    "schedule": crontab(day_of_month=2, hour=4, minute=0),
+}
+# Sample re-checks (docs/reviews.md, "Oversight"): last month's low-review approvals drawn once per region; run daily
+# so that a missed day catches up (a completed draw is never redone).
+CELERY_BEAT_SCHEDULE["recheck-draws"] = {
+    "task": "oversight.tasks.draw_rechecks",
+    "schedule": crontab(hour=2, minute=45),
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # Roster imports (issue 18 item 6): the upload request only stores the file; the Celery task reads it, with
@@ -331,7 +371,8 @@ PLATFORM_SM2_PRIVATE_KEY = env_str("PLATFORM_SM2_PRIVATE_KEY", "")
 PLATFORM_SM2_PUBLIC_KEY = env_str("PLATFORM_SM2_PUBLIC_KEY", "")
 PLATFORM_SM2_PLATFORM_PUBLIC_KEY = env_str("PLATFORM_SM2_PLATFORM_PUBLIC_KEY", "")
 
-# Expiry reminders (DESIGN §6): SMS to the patient through a pluggable backend, e-mail to the filing clinic.
+# Expiry reminders (docs/design.md: Validity, renewal and reminders): SMS to the patient through a pluggable
+# backend, e-mail to the filing clinic.
 SMS_BACKEND = env_str("SMS_BACKEND", "enrollment.notifications.LogSMSBackend")
 SMS_GATEWAY_URL = env_str("SMS_GATEWAY_URL", "")
 SMS_GATEWAY_TOKEN = env_str("SMS_GATEWAY_TOKEN", "")
@@ -351,7 +392,7 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "no-reply@enrollment.invalid")
 
-# Reviews (DESIGN §5): default stages per disease type (a disease's own review_stages override them),
+# Reviews (docs/design.md: Reviews): default stages per disease type (a disease's own review_stages override them),
 # how long a claimed queue item stays with its reviewer, and the batch-assembly chunk size.
 REVIEW_STAGES = {"11": ["initial_review"], "12": ["initial_review", "recheck", "approval"]}
 REVIEW_LEASE_MINUTES = env_int("REVIEW_LEASE_MINUTES", 30)
@@ -359,6 +400,24 @@ REVIEW_BATCH_CHUNK_SIZE = env_int("REVIEW_BATCH_CHUNK_SIZE", 1000)
 # A batch with no chunk committed for this long counts as abandoned by a dead worker and is resumed by beat
 # (resume-stalled-batches, every 5 minutes). A live run commits a chunk every few seconds.
 REVIEW_BATCH_RESUME_AFTER_MINUTES = env_int("REVIEW_BATCH_RESUME_AFTER_MINUTES", 10)
+# 补正 (docs/reviews.md): calendar days a clinic has to answer before the system withdraws the application, and
+# how many days before that it is reminded once (0: no reminder) — for regions without a 补正 policy row.
+REVIEW_SUPPLEMENT_ANSWER_DAYS = env_int("REVIEW_SUPPLEMENT_ANSWER_DAYS", 30)
+REVIEW_SUPPLEMENT_REMINDER_DAYS = env_int("REVIEW_SUPPLEMENT_REMINDER_DAYS", 7)
+# Working days (reviews.workdays): a date in a year neither chinese-calendar nor the calendar-days table knows is
+# counted Monday–Friday and marked provisional ("warn"), or refused ("error").
+WORKING_CALENDAR_UNKNOWN_YEAR = env_str("WORKING_CALENDAR_UNKNOWN_YEAR", "warn").lower()
+if WORKING_CALENDAR_UNKNOWN_YEAR not in {"warn", "error"}:
+    raise ImproperlyConfigured(f"WORKING_CALENDAR_UNKNOWN_YEAR must be warn or error, got {WORKING_CALENDAR_UNKNOWN_YEAR!r}")
+# Review deadlines (issue 15): overdue stages escalated and 补正 requests reminded / withdrawn, daily after the batches.
+CELERY_BEAT_SCHEDULE["review-escalations"] = {
+    "task": "reviews.tasks.escalate_overdue",
+    "schedule": crontab(hour=7, minute=30),
+}
+CELERY_BEAT_SCHEDULE["supplement-sweep"] = {
+    "task": "reviews.tasks.sweep_supplements",
+    "schedule": crontab(hour=2, minute=30),
+}
 # 两病 medication coverage: a rejection of these codes for "criteria not met" may enrol the person in it.
 TWO_DISEASES_CODES = ("M03900", "M01600")
 

@@ -261,7 +261,26 @@ def seed_all(*, password: str, applications: int = 36) -> dict[str, Any]:
     if not Application.objects.exists():
         made = seed_applications(applications)
         seed_status_history()
+    seed_costs()
     return {"users": users, "applications": made}
+
+
+def seed_costs() -> None:
+    """Last month's settlements of a few persons, the ones holding a support category first, so that the
+    assistance pages show a settlement, a statement and one high-cost alert (safe to run twice)."""
+    from assistance.demo import seed_assistance
+    from enrollment.models import Person
+
+    today = timezone.localdate()
+    holding = list(
+        Person.objects.filter(categories__valid_from__lte=today)
+        .exclude(categories__valid_until__lt=today)
+        .distinct()
+        .order_by("pk")[:2]
+    )
+    others = list(Person.objects.exclude(pk__in=[p.pk for p in holding]).order_by("pk")[: 4 - len(holding)])
+    if holding or others:
+        seed_assistance(persons=holding + others)
 
 
 def seed_status_history() -> None:

@@ -133,7 +133,7 @@ class DocumentAdmin(ReadOnlyAdmin):
 
 @admin.register(PersonalDataAccess)
 class PersonalDataAccessAdmin(ReadOnlyAdmin):
-    """Who was shown whose full record, when and why (DESIGN §10); read-only."""
+    """Who was shown whose full record, when and why (docs/design.md: Access and privacy); read-only."""
 
     list_display = ["at", "viewer", "person", "application", "purpose", "reason"]
     list_filter = ["purpose"]

@@ -172,7 +172,8 @@ class DiagnosisForm(forms.Form):
     icd10_code = forms.CharField(
         label=_("ICD-10 code"), max_length=10, widget=forms.TextInput(attrs={"autocomplete": "off", "autofocus": True})
     )
-    diagnosis_date = forms.DateField(label=_("diagnosis date"), widget=DateInput())
+    # Today unless the physician changes it (most diagnoses are recorded the day they are made).
+    diagnosis_date = forms.DateField(label=_("diagnosis date"), widget=DateInput(), initial=timezone.localdate)
 
     def clean_diagnosis_date(self) -> dt.date:
         value = self.cleaned_data["diagnosis_date"]
@@ -225,12 +226,16 @@ ACTION_FORMS: dict[str, type[ConfirmForm]] = {
 }
 
 
-class ApplicationFilterForm(forms.Form):
-    state = forms.ChoiceField(label=_("state"), required=False)
-    q = forms.CharField(label=_("ID number or name"), required=False, max_length=50)
+class ListSearchForm(forms.Form):
+    """The list's search by name or 身份证号: POSTed, kept in the session, never put into a URL."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        from enrollment.models import State
+    q = forms.CharField(
+        label=_("ID number or name"),
+        required=False,
+        max_length=50,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "type": "search"}),
+    )
 
-        self.fields["state"].choices = [("", _("all states")), *State.choices]
+
+class SavedViewForm(forms.Form):
+    name = forms.CharField(label=_("name of the view"), max_length=60)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -40,6 +41,38 @@ def parse_id_number(raw: str) -> ParsedIdNumber:
         raise _invalid(_("The birth date inside the ID number is in the future."))
     sex = "1" if int(number[16]) % 2 == 1 else "2"
     return ParsedIdNumber(number=number, birth_date=birth_date, sex=sex)
+
+
+@lru_cache(maxsize=65536)
+def _birth_place_known(prefix: str, year: int) -> bool:
+    try:
+        ric.get_birth_place(f"{prefix}{year:04d}0101" + "0000")
+    except stdnum_exceptions.ValidationError:
+        return False
+    return True
+
+
+def check_id_number(raw: str, today: dt.date) -> tuple[str, str]:
+    """(normalised number, "") or (raw value, the reason it is refused): for files of many rows
+    (rosters, settlements), where a refused number is a row's report, not an error.
+
+    The same checks as parse_id_number (python-stdnum's ``cn.ric.validate``
+    plus "not born in the future"), with the birth-place lookup — most of the cost — cached per
+    place and year. Anything the fast path does not accept goes through parse_id_number itself,
+    so refusals carry its exact message.
+    """
+    number = ric.compact(raw or "")
+    if len(number) == 18 and number[:-1].isdigit() and number[-1] == ric.calc_check_digit(number):
+        try:
+            birth = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+        except ValueError:
+            birth = None
+        if birth is not None and birth <= today and _birth_place_known(number[:6], birth.year):
+            return number, ""
+    try:
+        return parse_id_number(raw).number, ""
+    except InvalidInput as exc:
+        return raw, str(exc.message)
 
 
 def _invalid(message: str) -> InvalidInput:

@@ -21,7 +21,7 @@ from django_fsm import FSMField, FSMModelMixin, transition
 from kernel import roles
 
 # ---------------------------------------------------------------------------
-# Reference data (§3)
+# Reference data (docs/design.md)
 # ---------------------------------------------------------------------------
 
 
@@ -346,7 +346,7 @@ class StaffProfile(models.Model):
 
 
 # ---------------------------------------------------------------------------
-# Persons (§4)
+# Persons (docs/design.md)
 # ---------------------------------------------------------------------------
 
 
@@ -435,6 +435,32 @@ class AppendOnlyModel(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError(f"{type(self).__name__} rows are append-only.")
+
+
+class RecordAuditEntry(AppendOnlyModel):
+    """One change of a record that is neither an application nor a person, append-only: a load of the disease
+    catalogue (病种目录), a roster import's or a review batch's state. ``subject`` names the kind of record and
+    ``subject_id`` its row (apps above enrollment write here through services.record_audit, so enrollment
+    points at none of their tables)."""
+
+    subject = models.CharField(_("record"), max_length=40)
+    subject_id = models.BigIntegerField(_("record id"), null=True, blank=True)
+    action = models.CharField(_("action"), max_length=40)
+    from_state = models.CharField(_("from state"), max_length=20, blank=True)
+    to_state = models.CharField(_("to state"), max_length=20, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    is_system = models.BooleanField(_("by the system"), default=False)
+    at = models.DateTimeField(_("at"), default=timezone.now)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+
+    class Meta(AppendOnlyModel.Meta):
+        ordering = ["at", "id"]
+        verbose_name = _("record audit entry")
+        verbose_name_plural = _("record audit entries")
+        indexes = [models.Index(fields=["subject", "subject_id", "at"], name="record_audit_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} {self.subject_id or ''} {self.action} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class StatusEventKind(models.TextChoices):
@@ -559,7 +585,7 @@ class PersonAuditEntry(AppendOnlyModel):
 
 
 # ---------------------------------------------------------------------------
-# Applications and their state machine (§4)
+# Applications and their state machine (docs/design.md)
 # ---------------------------------------------------------------------------
 
 
@@ -577,7 +603,7 @@ class State(models.TextChoices):
     TERMINATED = "terminated", _("terminated")
 
 
-# "Active" for the concurrent limit and the one-per-disease rule (§4).
+# "Active" for the concurrent limit and the one-per-disease rule (docs/design.md: Applications and the state machine).
 ACTIVE_STATES: tuple[str, ...] = (
     State.SUBMITTED,
     State.DIAGNOSED,
@@ -628,8 +654,26 @@ def _is_system(instance: Application, user: Any) -> bool:
     return roles.is_system(user)
 
 
+# The diagnosis an application must carry before it is reviewed (the enqueue and approve_immediately guards):
+# one list of fields, read by the FSM condition on one row and by ``with_diagnosis()`` on the set-based paths
+# (batch assembly), so the two cannot drift apart.
+DIAGNOSIS_REQUIRED_FIELDS = ("icd10_code", "diagnosis_date", "physician")
+
+
 def _has_diagnosis(instance: Application) -> bool:
-    return bool(instance.icd10_code and instance.diagnosis_date and instance.physician_id)
+    return all(getattr(instance, Application._meta.get_field(name).attname) for name in DIAGNOSIS_REQUIRED_FIELDS)
+
+
+def with_diagnosis() -> Q:
+    """``_has_diagnosis`` as a filter: every required field set (not null, not empty text)."""
+    condition = Q()
+    for name in DIAGNOSIS_REQUIRED_FIELDS:
+        model_field = Application._meta.get_field(name)
+        if model_field.null:
+            condition &= Q(**{f"{name}__isnull": False})
+        if isinstance(model_field, models.CharField | models.TextField):
+            condition &= ~Q(**{name: ""})
+    return condition
 
 
 def _immediate_mode(instance: Application) -> bool:
@@ -715,7 +759,7 @@ class Application(FSMModelMixin, models.Model):
     )
     diagnosed_at = models.DateTimeField(_("diagnosed at"), null=True, blank=True)
 
-    # Decision and validity (§6).
+    # Decision and validity (docs/design.md: Validity, renewal and reminders).
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
     valid_from = models.DateField(_("valid from"), null=True, blank=True)
     valid_until = models.DateField(_("valid until"), null=True, blank=True)
@@ -826,6 +870,30 @@ class Application(FSMModelMixin, models.Model):
     def approve_immediately(self, *, valid_from: dt.date, valid_until: dt.date | None) -> None:
         self._set_validity(valid_from, valid_until)
 
+    # Immediate mode's other two decisions (reviews.services.immediate): reject, or return for 补正.
+    @transition(
+        field=state,
+        source=State.DIAGNOSED,
+        target=State.REJECTED,
+        conditions=[_immediate_mode],
+        permission=_can_approve_immediately,
+    )
+    def reject_immediately(self, *, reason_code: str, reason: str) -> None:
+        self.decided_at = timezone.now()
+        self.decision_reason_code = reason_code
+        self.decision_reason = reason
+
+    @transition(
+        field=state,
+        source=State.DIAGNOSED,
+        target=State.RETURNED,
+        conditions=[_immediate_mode],
+        permission=_can_approve_immediately,
+    )
+    def return_immediately(self, *, missing: str) -> None:
+        self.decision_reason_code = "more_information"
+        self.decision_reason = missing
+
     @transition(field=state, source=State.IN_REVIEW, target=State.REJECTED, permission=_can_review)
     def reject(self, *, reason_code: str, reason: str) -> None:
         self.decided_at = timezone.now()
@@ -858,12 +926,18 @@ class Application(FSMModelMixin, models.Model):
 
     @transition(field=state, source=[State.APPROVED, State.EXPIRING], target=State.EXPIRED, permission=_is_system)
     def expire(self, *, ended_on: dt.date | None = None) -> None:
-        # A renewal rejected or withdrawn after the end honours the provisional days given (ended_on later).
-        self.ended_on = ended_on or self.valid_until
+        self._copy_transition_fields("expire")
+        if ended_on is not None:
+            # A renewal rejected or withdrawn after the end honours the provisional days given (ended_on later).
+            self.ended_on = ended_on
 
     @transition(field=state, source=[State.APPROVED, State.EXPIRING], target=State.RENEWED)
     def supersede(self) -> None:
-        self.ended_on = self.valid_until
+        self._copy_transition_fields("supersede")
+
+    def _copy_transition_fields(self, transition: str) -> None:
+        for target, source in TRANSITION_FIELD_COPIES.get(transition, {}).items():
+            setattr(self, target, getattr(self, source))
 
     @transition(
         field=state, source=[State.APPROVED, State.EXPIRING], target=State.TERMINATED, permission=_can_terminate
@@ -876,6 +950,16 @@ class Application(FSMModelMixin, models.Model):
         self.decided_at = timezone.now()
         self.valid_from = valid_from
         self.valid_until = valid_until
+
+
+# The fields a transition sets from the row's own fields, {target: source}: the FSM method copies them on one
+# instance, the validity sweep's set-based UPDATE writes them as ``target = source`` (enrollment.sql), so the
+# per-row and the bulk path of a transition set the same values.
+TRANSITION_FIELD_COPIES: dict[str, dict[str, str]] = {
+    "expire": {"ended_on": "valid_until"},
+    "supersede": {"ended_on": "valid_until"},
+    "mark_expiring": {},
+}
 
 
 def document_upload_to(instance: Document, filename: str) -> str:
@@ -956,7 +1040,7 @@ class AuditEntry(AppendOnlyModel):
 
 
 # ---------------------------------------------------------------------------
-# Expiry reminders (§6)
+# Expiry reminders (docs/design.md: Validity, renewal and reminders)
 # ---------------------------------------------------------------------------
 
 
@@ -1029,7 +1113,7 @@ class Reminder(models.Model):
 
 
 # ---------------------------------------------------------------------------
-# Who viewed whose full record (§10)
+# Who viewed whose full record (docs/design.md: Access and privacy)
 # ---------------------------------------------------------------------------
 
 
@@ -1113,3 +1197,41 @@ class ApiToken(models.Model):
     @property
     def masked_key(self) -> str:
         return f"{self.prefix}…"
+
+
+# ---------------------------------------------------------------------------
+# Saved views of the working lists (issue 15 item 6)
+# ---------------------------------------------------------------------------
+
+
+class SavedView(models.Model):
+    """A named set of list filters a user keeps for themselves: the GET query of a list page.
+
+    The query never holds a name or an ID number (the search goes by a session token, which is not kept).
+    Rows are never deleted: a deletion is stamped in ``deleted_at``, so that the table is its own record of
+    who saved and removed what, and when. Written by enrollment.services.saved_views only.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_views", verbose_name=_("user")
+    )
+    page = models.CharField(_("list"), max_length=30)
+    name = models.CharField(_("name"), max_length=60)
+    query = models.CharField(_("filters"), max_length=1000, blank=True)
+    created_at = models.DateTimeField(_("saved at"), default=timezone.now)
+    deleted_at = models.DateTimeField(_("deleted at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = _("saved view")
+        verbose_name_plural = _("saved views")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "page", "name"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="saved_view_unique_live_name",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.page}, user {self.user_id})"

@@ -1,4 +1,7 @@
-"""Calendar arithmetic for validity periods (§6), with python-dateutil's relativedelta."""
+"""Calendar arithmetic for validity periods, with python-dateutil's relativedelta.
+
+docs/design.md: Validity, renewal and reminders.
+"""
 
 from __future__ import annotations
 

@@ -97,21 +97,32 @@ def _decision_counts() -> dict[str, Any]:
 DECISION_COLUMNS = [("approved", _("approved")), ("rejected", _("rejected")), ("returned", _("returned"))]
 
 
-def decisions_by_disease(user: Any, *, months: int = 12) -> Table:
-    rows = (
-        _decisions(user, months)
-        .values("application__disease__code", "application__disease__name")
-        .annotate(**_decision_counts())
-        .order_by("application__disease__code")
-    )
+# The decision tables by one foreign key of the application: (key, title, relation, code column label,
+# (name column key, label)).
+_DECISIONS_BY = {
+    "by_disease": (_("Approvals and rejections by disease"), "disease", _("code"), ("disease", _("disease"))),
+    "by_institution": (
+        _("Approvals and rejections by filing institution"),
+        "filing_institution",
+        _("institution code"),
+        ("institution", _("institution")),
+    ),
+}
+
+
+def _decisions_by(user: Any, months: int, key: str) -> Table:
+    """Approvals, rejections and returns counted per one foreign key of the application (``_DECISIONS_BY``)."""
+    title, relation, code_label, (name_key, name_label) = _DECISIONS_BY[key]
+    code, name = f"application__{relation}__code", f"application__{relation}__name"
+    rows = _decisions(user, months).values(code, name).annotate(**_decision_counts()).order_by(code)
     return Table(
-        "by_disease",
-        _("Approvals and rejections by disease"),
-        [("code", _("code")), ("disease", _("disease")), *DECISION_COLUMNS],
+        key,
+        title,
+        [("code", code_label), (name_key, name_label), *DECISION_COLUMNS],
         [
             {
-                "code": r["application__disease__code"],
-                "disease": r["application__disease__name"],
+                "code": r[code],
+                name_key: r[name],
                 "approved": r["approved"],
                 "rejected": r["rejected"],
                 "returned": r["returned"],
@@ -119,30 +130,14 @@ def decisions_by_disease(user: Any, *, months: int = 12) -> Table:
             for r in rows
         ],
     )
+
+
+def decisions_by_disease(user: Any, *, months: int = 12) -> Table:
+    return _decisions_by(user, months, "by_disease")
 
 
 def decisions_by_institution(user: Any, *, months: int = 12) -> Table:
-    rows = (
-        _decisions(user, months)
-        .values("application__filing_institution__code", "application__filing_institution__name")
-        .annotate(**_decision_counts())
-        .order_by("application__filing_institution__code")
-    )
-    return Table(
-        "by_institution",
-        _("Approvals and rejections by filing institution"),
-        [("code", _("institution code")), ("institution", _("institution")), *DECISION_COLUMNS],
-        [
-            {
-                "code": r["application__filing_institution__code"],
-                "institution": r["application__filing_institution__name"],
-                "approved": r["approved"],
-                "rejected": r["rejected"],
-                "returned": r["returned"],
-            }
-            for r in rows
-        ],
-    )
+    return _decisions_by(user, months, "by_institution")
 
 
 def time_to_decision(user: Any, *, months: int = 12) -> Table:

@@ -1,4 +1,7 @@
-"""Every non-trivial read, scoped to the viewer (DESIGN §10): the one place that decides who sees what."""
+"""Every non-trivial read, scoped to the viewer: the one place that decides who sees what.
+
+docs/design.md: Access and privacy.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from enrollment import reference_cache
 from enrollment.coverage import CoverageAnswer, coverage_answer
 from enrollment.models import (
     ACTIVE_STATES,
@@ -81,8 +85,8 @@ def _descendant_q(region_id: int) -> Q:
 
 
 def region_and_descendant_ids(region_id: int) -> list[int]:
-    """Ids of a region and everything under it, in one query."""
-    return list(Region.objects.filter(_descendant_q(region_id)).order_by().values_list("pk", flat=True))
+    """Ids of a region and everything under it, from the per-process region tree (reference_cache)."""
+    return reference_cache.region_and_descendant_ids(region_id)
 
 
 def region_and_descendant_codes(region: Region) -> list[str]:
@@ -91,7 +95,10 @@ def region_and_descendant_codes(region: Region) -> list[str]:
 
 
 def region_lineage_ids(region: Region) -> list[int]:
-    """Ids of the region and its ancestors, nearest first (what ``Region.lineage`` walks), in one query."""
+    """Ids of the region and its ancestors, nearest first (what ``Region.lineage`` walks), from the
+    per-process region tree (reference_cache); a region it does not hold yet, in one query."""
+    if region.pk in reference_cache.data().parent_of:
+        return reference_cache.region_lineage_ids(region.pk)
     columns = ["pk", *("parent__" * (depth - 1) + "parent_id" for depth in range(1, REGION_TREE_DEPTH + 1))]
     row = Region.objects.filter(pk=region.pk).values_list(*columns).first() or (region.pk,)
     chain = []
@@ -114,18 +121,15 @@ def policy_for_region(region: Region) -> Policy:
 
 
 def policy_for_lineage(region: Region, lineage_ids: list[int]) -> Policy:
-    """``policy_for_region`` when the caller already holds ``region_lineage_ids(region)``."""
-    policies = {p.region_id: p for p in Policy.objects.filter(region_id__in=lineage_ids)}
-    for region_id in lineage_ids:
-        if region_id in policies:
-            return policies[region_id]
-    return Policy(region=region)
+    """``policy_for_region`` when the caller already holds ``region_lineage_ids(region)`` (the policies
+    come from the per-process copy, reference_cache; each call answers a new instance)."""
+    return reference_cache.policy_for_lineage(region, lineage_ids)
 
 
 def disease_available_in_region(disease: Disease, region: Region, lineage_ids: list[int] | None = None) -> bool:
     if not disease.active:
         return False
-    allowed = {r.pk for r in disease.regions.all()}
+    allowed = reference_cache.disease_region_ids(disease.pk)
     if not allowed:
         return True
     if lineage_ids is None:
@@ -377,6 +381,18 @@ APPLICATION_EXTRAS: list[tuple[str, Any]] = []
 REPORT_PANELS: list[Any] = []
 
 
+def hold_as_prefetched(instance: Any, **related: list[Any]) -> None:
+    """Give ``instance`` its related rows as ``prefetch_related`` would (``instance.documents.all()`` then
+    answers them without a query): for rows a service has just written and knows to be all there are."""
+    cache = instance.__dict__.setdefault("_prefetched_objects_cache", {})
+    for name, rows in related.items():
+        manager = getattr(instance, name)
+        queryset = manager.get_queryset()
+        queryset._result_cache = list(rows)
+        queryset._prefetch_done = True
+        cache[manager.field.remote_field.cache_name] = queryset  # what a reverse foreign key's manager reads
+
+
 def application_timeline(application: Application) -> QuerySet[AuditEntry]:
     return application.audit_entries.select_related("actor", "batch").order_by("at", "id")
 
@@ -481,7 +497,7 @@ def person_details_problem(*, name: str, phone: str = "") -> tuple[str, str, str
 
 
 def counts_toward_limit(*, disease: Disease, kind: str, renews_active: bool) -> bool:
-    """The concurrent chronic limit rule for one active application (DESIGN §4).
+    """The concurrent chronic limit rule for one active application (docs/design.md: Filing rules).
 
     A pending renewal does not count twice: while the enrollment it renews is active, it is the
     one that counts. 两病 medication coverage never counts.
@@ -565,7 +581,11 @@ def province_check(
     # An institution of the person's own region or of one of its ancestors is in the province without
     # reading anything; only the others need their region's code.
     others = {inst.region_id for inst in given if inst.region_id not in lineage_ids}
-    codes = dict(Region.objects.filter(pk__in=others).values_list("pk", "code")) if others else {}
+    regions = reference_cache.data().regions
+    code_at = regions.names.index("code")
+    codes = {pk: regions.by_pk[pk][code_at] for pk in others if pk in regions.by_pk}
+    if others - codes.keys():  # a region this process does not hold yet
+        codes = dict(Region.objects.filter(pk__in=others).values_list("pk", "code"))
     home = insured_region.province_code
     outside = next(
         (inst for inst in given if inst.region_id in codes and province_code(codes[inst.region_id]) != home), None
@@ -670,7 +690,7 @@ def eligibility_checks(
         )
     )
 
-    exclusive_ids = set(disease.exclusive_with.values_list("pk", flat=True))
+    exclusive_ids = reference_cache.disease_exclusive_ids(disease.pk)
     clash = next((a for a in active_list if a.disease_id in exclusive_ids), None)
     if clash is None:
         clash_message, clash_details = "", {}
@@ -769,54 +789,11 @@ def on_filing_institution(user: Any, application: Application) -> bool:
 
 
 def may_see_full_id_number(user: Any, application: Application) -> bool:
-    """The full 身份证号 is shown to the clerks who identify the applicant; everyone else sees it masked (§10)."""
+    """The full 身份证号 is shown to the clerks who identify the applicant; everyone else sees it masked
+    (docs/design.md: Access and privacy)."""
     return roles.has_any_role(user, roles.ADMIN) or (
         roles.has_any_role(user, roles.CLINIC_STAFF) and on_filing_side(user, application)
     )
-
-
-def application_actions_for(user: Any, application: Application) -> list[str]:
-    """The core transitions ``user`` may start on ``application`` now, mirroring the services' own checks.
-
-    Review decisions (approve / reject / return) are taken from the reviewer queue, not from here.
-    """
-    from django_fsm import can_proceed, has_transition_perm
-
-    actions: list[str] = []
-    if can_proceed(application.diagnose) and has_transition_perm(application.diagnose, user):
-        physician = getattr(user, "physician", None)
-        if physician is not None and physician.institution_id in (
-            application.treating_institution_id,
-            application.filing_institution_id,
-        ):
-            actions.append("diagnose")
-    for name in ("withdraw", "resubmit"):  # the filing institution's (policies.ensure_filing_institution)
-        method = getattr(application, name)
-        if can_proceed(method) and has_transition_perm(method, user) and on_filing_institution(user, application):
-            actions.append(name)
-    if can_proceed(application.terminate) and has_transition_perm(application.terminate, user):
-        actions.append("terminate")
-    if can_proceed(application.approve_immediately) and has_transition_perm(application.approve_immediately, user):
-        actions.append("approve_immediately")
-    if renewal_open_for(user, application):
-        actions.append("renew")
-    return actions
-
-
-def renewal_open_for(user: Any, application: Application) -> bool:
-    """Whether the viewer may file the renewal (复审) of this enrollment today (what application_renew checks)."""
-    import datetime as dt
-
-    from django.utils import timezone
-
-    if application.state not in (State.APPROVED, State.EXPIRING, State.EXPIRED) or application.valid_until is None:
-        return False
-    if not roles.has_any_role(user, roles.CLINIC_STAFF, roles.ADMIN) or not on_filing_side(user, application):
-        return False
-    window = policy_for_region(application.region).renewal_window_days
-    if timezone.localdate() < application.valid_until - dt.timedelta(days=window):
-        return False
-    return not application.renewals.filter(state__in=ACTIVE_STATES).exists()
 
 
 def applications_search(queryset: QuerySet[Application], *, state: str = "", text: str = "") -> QuerySet[Application]:
@@ -943,8 +920,109 @@ def filing_checklist(
 
 
 # ---------------------------------------------------------------------------
-# Reminders and the coverage query (§6, issue 4)
+# Reminders and the coverage query (docs/design.md: Validity, renewal and reminders; issue 4)
 # ---------------------------------------------------------------------------
+
+
+def home_worklists(
+    user: Any, role: str | None, applications: QuerySet[Application], *, renewal_horizon_days: int
+) -> dict[str, Any]:
+    """The worklists of a user's home page, by role, from the applications they may see (lazy querysets)."""
+    if role == roles.CLINIC_STAFF:
+        return {
+            "returned": applications.filter(state=State.RETURNED).order_by("filed_at")[:50],
+            "recent": applications.exclude(state=State.RETURNED)[:20],
+            "renewals": renewal_worklist_for(user, within_days=renewal_horizon_days)[:50],
+            "inbox": reminder_inbox(user).filter(read_at__isnull=True)[:20],
+        }
+    if role == roles.PHYSICIAN:
+        return {
+            "waiting": applications.filter(state=State.SUBMITTED).order_by("filed_at")[:50],
+            "recent": applications.filter(diagnosed_by=user).order_by("-diagnosed_at")[:20],
+        }
+    if role == roles.CENTER_OFFICER:
+        # What the officer decides on the spot: diagnosed and reviewed immediately (the catalogue or the policy).
+        return {
+            "waiting": reviewed_on_the_spot(applications.filter(state=State.DIAGNOSED)).order_by("diagnosed_at")[:50],
+            "recent": applications[:20],
+        }
+    if role == roles.REVIEWER:
+        return {"in_review": applications.filter(state=State.IN_REVIEW).order_by("diagnosed_at")[:20]}
+    if role == roles.ADMIN:
+        return {"recent": applications[:20]}
+    return {}
+
+
+@dataclass
+class FilingCheckAnswer:
+    """The filing page's live check as plain data (``result``), and the registered person it showed, whose
+    look-up the caller writes to the access log."""
+
+    result: dict[str, Any]
+    person: Person | None
+
+
+def _digits_pk(value: str) -> int | None:
+    return int(value) if value.isdigit() else None
+
+
+def filing_check_answer(
+    user: Any,
+    *,
+    id_number: str,
+    disease_id: str,
+    insured_region_id: str,
+    treating_institution_id: str,
+    document_types: list[str],
+) -> FilingCheckAnswer:
+    """The number checked as it is typed, the person prefilled, and the checklist (JSON-able)."""
+    from enrollment.idnumbers import parse_id_number
+    from kernel.errors import DomainError
+
+    result: dict[str, Any] = {
+        "id_number": {"valid": False, "message": "", "known": False},
+        "person": None,
+        "checks": [],
+    }
+    person = None
+    try:
+        number: str | None = parse_id_number(id_number).number
+    except DomainError as error:
+        result["id_number"]["message"] = str(error.message)
+        number = None
+    if number:
+        person = person_by_id_number(user, number)
+        result["id_number"].update(valid=True, normalised=number, known=person is not None)
+        if person is not None:
+            result["person"] = {
+                "name": person.name,
+                "sex": person.get_sex_display(),
+                "birth_date": person.birth_date.isoformat(),
+                "insured_region": person.insured_region_id,
+                "insured_region_name": str(person.insured_region),
+                "insurance_type": person.insurance_type,
+                "insurance_number": person.insurance_number,
+                "phone": person.phone,
+            }
+    disease_pk = _digits_pk(disease_id)
+    disease = diseases_active().filter(pk=disease_pk).first() if disease_pk is not None else None
+    region_pk = _digits_pk(insured_region_id)
+    region = Region.objects.filter(pk=region_pk).first() if region_pk is not None else None
+    treating_pk = _digits_pk(treating_institution_id)
+    treating = Institution.objects.filter(pk=treating_pk).first() if treating_pk is not None else None
+    if disease is not None and id_number:
+        checks = filing_checklist(
+            user=user,
+            id_number=id_number,
+            disease=disease,
+            insured_region=region,
+            document_types=document_types,
+            treating_institution=treating,
+        )
+        result["checks"] = [
+            {"code": c.code, "label": str(c.label), "passed": c.passed, "message": str(c.message)} for c in checks
+        ]
+    return FilingCheckAnswer(result=result, person=person)
 
 
 def reminders_of(application: Application) -> QuerySet[Reminder]:
@@ -995,7 +1073,8 @@ def coverage_scope_refusal(user: Any, person: Person) -> str | None:
         return _("Your account has no role that may query coverage.")
     institution = user_institution(user)
     if institution is not None and names & {roles.CLINIC_STAFF, roles.PHYSICIAN, roles.CENTER_OFFICER}:
-        if province_code(institution.region.code) == province_code(person.insured_region.code):
+        region_code = reference_cache.region_code(institution.region_id) or institution.region.code
+        if province_code(region_code) == province_code(person.insured_region.code):
             return None
     if roles.REVIEWER in names:
         region_id = user_region_id(user)
@@ -1017,7 +1096,8 @@ def coverage_for_viewer(
     if not roles.role_names(viewer) and not roles.is_system(viewer):
         raise NotPermitted(_("Your account has no role that may query coverage."))
     number = parse_id_number(id_number).number
-    disease = Disease.objects.filter(code=(disease_code or "").strip().upper()).first()
+    code = (disease_code or "").strip().upper()
+    disease = reference_cache.disease_by_code(code) or Disease.objects.filter(code=code).first()
     if disease is None:
         raise InvalidInput(
             _("Unknown disease code %(code)s.") % {"code": disease_code},

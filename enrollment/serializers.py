@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from enrollment import selectors
+from enrollment import reference_cache, selectors
 from enrollment.models import (
     Application,
     AuditEntry,
@@ -24,6 +24,7 @@ from enrollment.models import (
     StatusEventKind,
     SupportCategory,
     TerminationReason,
+    mask_id_number,
 )
 from kernel.input_guard import username_max_length
 
@@ -226,10 +227,23 @@ class ApplicationDetailSerializer(ApplicationListSerializer):
         return data
 
 
+class ReferenceCodeField(serializers.SlugRelatedField):
+    """A disease or institution by its code, from the per-process reference data (enrollment.reference_cache)
+    instead of a query; the same field, errors and schema as ``SlugRelatedField(slug_field="code")``."""
+
+    def __init__(self, lookup: Any, **kwargs: Any) -> None:
+        self.lookup = lookup
+        super().__init__(slug_field="code", **kwargs)
+
+    def to_internal_value(self, data: Any) -> Any:
+        found = self.lookup(data) if isinstance(data, str) else None
+        return found if found is not None else super().to_internal_value(data)
+
+
 class ApplicationCreateSerializer(serializers.Serializer):
     id_number = serializers.CharField(max_length=30, help_text=_("The person's 身份证号; register new persons first."))
-    disease = serializers.SlugRelatedField(slug_field="code", queryset=Disease.objects.all())
-    treating_institution = serializers.SlugRelatedField(slug_field="code", queryset=Institution.objects.all())
+    disease = ReferenceCodeField(reference_cache.disease_by_code, queryset=Disease.objects.all())
+    treating_institution = ReferenceCodeField(reference_cache.institution_by_code, queryset=Institution.objects.all())
 
 
 class DiagnoseSerializer(serializers.Serializer):
@@ -292,7 +306,7 @@ class ErrorSerializer(serializers.Serializer):
 
 
 # ---------------------------------------------------------------------------
-# Renewal, reminders and the coverage query (§6)
+# Renewal, reminders and the coverage query (docs/design.md: Validity, renewal and reminders)
 # ---------------------------------------------------------------------------
 
 
@@ -422,6 +436,15 @@ class CoverageSerializer(serializers.Serializer):
     support_categories = serializers.ListField(child=serializers.CharField())
     two_diseases = TwoDiseasesCoverageSerializer(allow_null=True)
     cross_province_settlement = serializers.BooleanField()
+
+
+def coverage_body(result: selectors.CoverageLookup) -> dict[str, Any]:
+    """The coverage answer as the API gives it: the answer, the person (masked number, whether registered —
+    an unregistered number answers not_enrolled) and the disease."""
+    body = dict(CoverageSerializer(result.answer).data)
+    body["person"] = {"id_number": mask_id_number(result.id_number), "registered": result.person is not None}
+    body["disease"] = {"code": result.disease.code, "name": result.disease.name}
+    return body
 
 
 # ---------------------------------------------------------------------------

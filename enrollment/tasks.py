@@ -1,4 +1,4 @@
-"""Thin Celery tasks: take ids or dates, call one service, safe to run twice (DESIGN §7).
+"""Thin Celery tasks: take ids or dates, call one service, safe to run twice (docs/design.md: Runtime rules).
 
 Routing (config/settings.py): ``sweep_*`` on the ``batch`` queue, ``send_*`` on ``reminders``.
 Reminders are never scheduled as far-future ETA tasks: the daily sweep scans the database and

@@ -12,6 +12,17 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("applications/", views.application_list, name="application-list"),
+    path(
+        "applications/export.csv", views.application_list_export, {"file_format": "csv"}, name="application-export-csv"
+    ),
+    path(
+        "applications/export.xlsx",
+        views.application_list_export,
+        {"file_format": "xlsx"},
+        name="application-export-xlsx",
+    ),
+    path("applications/views/", views.saved_view_save, name="saved-view-save"),
+    path("applications/views/<int:pk>/delete/", views.saved_view_delete, name="saved-view-delete"),
     path("applications/new/", views.application_file, name="application-file"),
     path("applications/new/check.json", views.filing_check, name="filing-check"),
     path("applications/<int:pk>/", views.application_detail, name="application-detail"),
@@ -23,4 +34,5 @@ urlpatterns = [
     path("reports/", views.reports, name="reports"),
     path("reports/<slug:name>.csv", views.report_csv, name="report-csv"),
     path("assets/plotly.min.js", views.plotly_js, name="plotly-js"),
+    path("favicon.ico", views.favicon, name="favicon"),
 ]

@@ -13,14 +13,15 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from enrollment import forms, selectors, services
-from enrollment.models import ApplicationKind, Document, Institution, Region, State
+from enrollment import forms, policies, selectors, services
+from enrollment.models import ApplicationKind, Document, State
 from kernel import roles
 from kernel.errors import DomainError
 
@@ -39,6 +40,13 @@ STATE_ORDER: tuple[str, ...] = (
     State.TERMINATED,
 )
 RENEWAL_HORIZON_DAYS = 180
+HOME_TEMPLATES = {
+    roles.CLINIC_STAFF: "enrollment/home_clinic.html",
+    roles.PHYSICIAN: "enrollment/home_physician.html",
+    roles.CENTER_OFFICER: "enrollment/home_officer.html",
+    roles.REVIEWER: "enrollment/home_reviewer.html",
+    roles.ADMIN: "enrollment/home_admin.html",
+}
 
 
 def _state_counts(queryset: Any) -> list[tuple[str, str, int]]:
@@ -57,54 +65,186 @@ def home(request: HttpRequest) -> HttpResponse:
     user = request.user
     role = roles.primary_role(user)
     applications = selectors.applications_visible_to(user)
-    context: dict[str, Any] = {"role": role, "counts": _state_counts(applications)}
-    if role == roles.CLINIC_STAFF:
-        context["returned"] = applications.filter(state=State.RETURNED).order_by("filed_at")[:50]
-        context["recent"] = applications.exclude(state=State.RETURNED)[:20]
-        context["renewals"] = selectors.renewal_worklist_for(user, within_days=RENEWAL_HORIZON_DAYS)[:50]
-        context["inbox"] = selectors.reminder_inbox(user).filter(read_at__isnull=True)[:20]
-        template = "enrollment/home_clinic.html"
-    elif role == roles.PHYSICIAN:
-        context["waiting"] = applications.filter(state=State.SUBMITTED).order_by("filed_at")[:50]
-        context["recent"] = applications.filter(diagnosed_by=user).order_by("-diagnosed_at")[:20]
-        template = "enrollment/home_physician.html"
-    elif role == roles.CENTER_OFFICER:
-        context["waiting"] = selectors.reviewed_on_the_spot(applications.filter(state=State.DIAGNOSED)).order_by(
-            "diagnosed_at"
-        )[:50]
-        context["recent"] = applications[:20]
-        template = "enrollment/home_officer.html"
-    elif role == roles.REVIEWER:
-        context["in_review"] = applications.filter(state=State.IN_REVIEW).order_by("diagnosed_at")[:20]
-        template = "enrollment/home_reviewer.html"
-    elif role == roles.ADMIN:
-        context["recent"] = applications[:20]
-        template = "enrollment/home_admin.html"
-    else:
-        template = "enrollment/home_none.html"
+    context: dict[str, Any] = {
+        "role": role,
+        "counts": _state_counts(applications),
+        **selectors.home_worklists(user, role, applications, renewal_horizon_days=RENEWAL_HORIZON_DAYS),
+    }
+    template = HOME_TEMPLATES.get(role or "", "enrollment/home_none.html")
     return render(request, template, context)
+
+
+# ---------------------------------------------------------------------------
+# The working list: filters and sort in the URL, the name / ID search by POST and a session token
+# ---------------------------------------------------------------------------
+
+LIST_SEARCH_SESSION_KEY = "list_searches"
+LIST_SEARCH_TTL_SECONDS = 30 * 60
+LIST_SEARCHES_KEPT = 10
+# What a list URL may carry besides the filter set's own parameters.
+LIST_EXTRA_KEYS = ("s", "page")
+
+
+def _search_token_store(request: HttpRequest, text: str) -> str:
+    """Keep a name / ID search in this user's session under a random token; the URL carries only the token."""
+    import secrets
+    import time
+
+    searches = {
+        token: entry
+        for token, entry in request.session.get(LIST_SEARCH_SESSION_KEY, {}).items()
+        if entry.get("expires", 0) > time.time()
+    }
+    token = secrets.token_urlsafe(9)
+    searches[token] = {"text": text, "expires": time.time() + LIST_SEARCH_TTL_SECONDS}
+    newest = sorted(searches.items(), key=lambda item: item[1]["expires"])[-LIST_SEARCHES_KEPT:]
+    request.session[LIST_SEARCH_SESSION_KEY] = dict(newest)
+    return token
+
+
+def _search_token_text(request: HttpRequest, token: str) -> str | None:
+    """The search a token stands for, or None when it is unknown here (another user's, expired)."""
+    import time
+
+    entry = request.session.get(LIST_SEARCH_SESSION_KEY, {}).get(token)
+    if not entry or entry.get("expires", 0) <= time.time():
+        return None
+    return str(entry.get("text", ""))
+
+
+def _list_query(data: Any, *, drop: tuple[str, ...] = ("page",), **changes: str) -> str:
+    query = data.copy()
+    for key in drop:
+        query.pop(key, None)
+    for key, value in changes.items():
+        if value:
+            query[key] = value
+        else:
+            query.pop(key, None)
+    return query.urlencode()
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def application_list(request: HttpRequest) -> HttpResponse:
-    """The scoped list. The search box posts, so that an ID number typed into it never lands in a URL
-    (and so in an access log, §10); the state filter and the pages are plain links."""
-    data = request.POST if request.method == "POST" else request.GET
-    form = forms.ApplicationFilterForm(data or None)
-    queryset = selectors.applications_search(selectors.applications_visible_to(request.user))
-    state = ""
-    if form.is_valid():
-        state = form.cleaned_data["state"]
-        text = form.cleaned_data["q"] if request.method == "POST" else ""
-        queryset = selectors.applications_search(queryset, state=state, text=text)
-    page = Paginator(queryset, 50).get_page(request.GET.get("page"))
-    query = f"state={state}" if state else ""
+    """The scoped working list: filters, sort and page are GET parameters (a link to share or bookmark).
+
+    A search by name or 身份证号 is POSTed and kept in the user's session under a short-lived random token;
+    the URL carries only ``s=<token>``, never the text (no ID number or name in URLs, access logs or a
+    forwarded link). The token means nothing in another user's session.
+    """
+    from enrollment import list_selectors
+
+    if request.method == "POST":
+        search = forms.ListSearchForm(request.POST)
+        filters = QueryDict(request.POST.get("filters", ""), mutable=True)
+        if search.is_valid() and search.cleaned_data["q"]:
+            token = _search_token_store(request, search.cleaned_data["q"])
+            return redirect(reverse("application-list") + "?" + _list_query(filters, drop=("page", "s"), s=token))
+        return redirect(reverse("application-list") + "?" + _list_query(filters, drop=("page", "s")))
+    user = request.user
+    filterset = list_selectors.application_list_filter(user, request.GET)
+    token = request.GET.get("s", "")
+    text = _search_token_text(request, token) if token else ""
+    if text is None:
+        messages.info(request, _("That search has expired or belongs to someone else; search again."))
+        text = ""
+    rows = list_selectors.application_list_rows(filterset, text=text)
+    page = Paginator(rows, list_selectors.LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    ordering = list_selectors.current_ordering(filterset)
+    columns = {}
+    for key, label in list_selectors.sort_columns():
+        next_key = "-" + key if ordering == key else key
+        columns[key] = {
+            "label": label,
+            "direction": "ascending" if ordering == key else "descending" if ordering == "-" + key else "none",
+            "href": "?" + _list_query(request.GET, o=next_key),
+        }
+    query = _list_query(request.GET)
     return render(
         request,
         "enrollment/application_list.html",
-        {"form": form, "page": page, "query": query},
+        {
+            "filterset": filterset,
+            "search_form": forms.ListSearchForm(initial={"q": text}),
+            "searching": bool(text),
+            "page": page,
+            "query": query,
+            "filters_query": _list_query(request.GET, drop=("page", "s")),
+            "columns": columns,
+            "saved_views": list_selectors.saved_views_of(user, "applications"),
+            "save_form": forms.SavedViewForm(),
+            "may_export_full": roles.has_any_role(user, roles.CLINIC_STAFF, roles.ADMIN),
+        },
     )
+
+
+@login_required
+@require_GET
+def application_list_export(request: HttpRequest, file_format: str) -> Any:
+    """The list as filtered (and searched), within the viewer's scope, as CSV or XLSX (formula-safe).
+
+    ID numbers are masked unless ``full_ids=1`` is asked by a role that sees them on the application page;
+    then only those rows carry them, and each person so handed out is written to the access log.
+    """
+    from enrollment import list_selectors
+    from kernel.tabular import tabular_response
+
+    if file_format not in ("csv", "xlsx"):
+        raise Http404
+    user = request.user
+    filterset = list_selectors.application_list_filter(user, request.GET)
+    token = request.GET.get("s", "")
+    text = (_search_token_text(request, token) or "") if token else ""
+    rows = list_selectors.application_list_rows(filterset, text=text)
+    full = request.GET.get("full_ids") == "1" and roles.has_any_role(user, roles.CLINIC_STAFF, roles.ADMIN)
+    chunks = list_selectors.export_chunks(user, rows, full_id_numbers=full)
+    reason = "application list export: " + (_list_query(request.GET, drop=("page", "s", "full_ids")) or "all")
+    return tabular_response(
+        list_selectors.export_header(),
+        services.application_list_export_rows(actor=user, chunks=chunks, reason=reason),
+        file_format=file_format,
+        filename=f"applications-{timezone.localdate():%Y%m%d}",
+    )
+
+
+@login_required
+@require_POST
+def saved_view_save(request: HttpRequest) -> HttpResponse:
+    from enrollment import list_selectors
+
+    form = forms.SavedViewForm(request.POST)
+    query = request.POST.get("filters", "")
+    if form.is_valid():
+        allowed = [*list_selectors.application_list_filter(request.user, None).form.fields, "o"]
+        keys = set()
+        for name in allowed:
+            keys.update({name, f"{name}_after", f"{name}_before"})
+        try:
+            view = services.saved_view_save(
+                actor=request.user, page="applications", name=form.cleaned_data["name"], query=query, allowed_keys=keys
+            )
+        except DomainError as error:
+            messages.error(request, str(error.message))
+        else:
+            messages.success(request, _("The view “%(name)s” was saved.") % {"name": view.name})
+            return redirect(reverse("application-list") + ("?" + view.query if view.query else ""))
+    else:
+        messages.error(request, _("Give the view a name."))
+    return redirect(reverse("application-list") + ("?" + query if query else ""))
+
+
+@login_required
+@require_POST
+def saved_view_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        view = services.saved_view_delete(actor=request.user, view_id=pk)
+    except DomainError as error:
+        if error.code == "not_found":
+            raise Http404  # another user's view: not revealed
+        raise
+    messages.success(request, _("The view “%(name)s” was deleted.") % {"name": view.name})
+    return redirect("application-list")
 
 
 # ---------------------------------------------------------------------------
@@ -141,8 +281,9 @@ def application_file(request: HttpRequest) -> HttpResponse:
             return _render_filing(request, form, documents, checks)
         if valid:
             try:
+                details = None
                 if form.person_changes():
-                    form.person = services.person_register(
+                    details = services.PersonDetails(
                         id_number=form.cleaned_data["id_number"],
                         name=form.cleaned_data["name"] or form.person.name,
                         insured_region=form.cleaned_data["insured_region"] or form.person.insured_region,
@@ -150,10 +291,11 @@ def application_file(request: HttpRequest) -> HttpResponse:
                         # Left empty: keep what is on record (the service's None).
                         insurance_number=form.cleaned_data["insurance_number"] or None,
                         phone=form.cleaned_data["phone"] or None,
-                        actor=user,
                     )
-                application = services.application_submit(
+                # One transaction: a refused filing leaves the person as it was.
+                application = services.application_file_with_person(
                     person=form.person,
+                    person_details=details,
                     disease=form.cleaned_data["disease"],
                     treating_institution=form.cleaned_data["treating_institution"],
                     documents=forms.uploaded_documents(documents),
@@ -170,7 +312,8 @@ def application_file(request: HttpRequest) -> HttpResponse:
 
 
 def _record_lookup(user: Any, person: Any) -> None:
-    """Showing a registered person's record to whoever typed their full number is itself logged (§10)."""
+    """Showing a registered person's record to whoever typed their full number is itself logged
+    (docs/design.md: Access and privacy)."""
     from enrollment.models import AccessPurpose
 
     services.personal_data_access_record(viewer=user, person=person, purpose=AccessPurpose.PERSON_LOOKUP)
@@ -221,58 +364,22 @@ def _render_filing(request: HttpRequest, form: Any, documents: Any, checks: Any)
 def filing_check(request: HttpRequest) -> JsonResponse:
     """The number checked as it is typed, the person prefilled, and the checklist: JSON for the filing page.
 
-    POST, so that ID numbers never appear in URLs and therefore in access logs (§10).
+    POST, so that ID numbers never appear in URLs and therefore in access logs (docs/design.md: Access and privacy).
     """
     user = request.user
     _require_filer(user)
-    from enrollment.idnumbers import parse_id_number
-
     data = request.POST
-    raw = data.get("id_number", "")
-    result: dict[str, Any] = {
-        "id_number": {"valid": False, "message": "", "known": False},
-        "person": None,
-        "checks": [],
-    }
-    try:
-        number = parse_id_number(raw).number
-    except DomainError as error:
-        result["id_number"]["message"] = str(error.message)
-        number = None
-    if number:
-        person = selectors.person_by_id_number(user, number)
-        result["id_number"].update(valid=True, normalised=number, known=person is not None)
-        if person is not None:
-            _record_lookup(user, person)
-            result["person"] = {
-                "name": person.name,
-                "sex": person.get_sex_display(),
-                "birth_date": person.birth_date.isoformat(),
-                "insured_region": person.insured_region_id,
-                "insured_region_name": str(person.insured_region),
-                "insurance_type": person.insurance_type,
-                "insurance_number": person.insurance_number,
-                "phone": person.phone,
-            }
-    disease_id = data.get("disease") or ""
-    disease = selectors.diseases_active().filter(pk=disease_id).first() if disease_id.isdigit() else None
-    region_id = data.get("insured_region") or ""
-    region = Region.objects.filter(pk=region_id).first() if region_id.isdigit() else None
-    treating_id = data.get("treating_institution") or ""
-    treating = Institution.objects.filter(pk=treating_id).first() if treating_id.isdigit() else None
-    if disease is not None and raw:
-        checks = selectors.filing_checklist(
-            user=user,
-            id_number=raw,
-            disease=disease,
-            insured_region=region,
-            document_types=data.getlist("doc_type"),
-            treating_institution=treating,
-        )
-        result["checks"] = [
-            {"code": c.code, "label": str(c.label), "passed": c.passed, "message": str(c.message)} for c in checks
-        ]
-    return JsonResponse(result)
+    answer = selectors.filing_check_answer(
+        user,
+        id_number=data.get("id_number", ""),
+        disease_id=data.get("disease") or "",
+        insured_region_id=data.get("insured_region") or "",
+        treating_institution_id=data.get("treating_institution") or "",
+        document_types=data.getlist("doc_type"),
+    )
+    if answer.person is not None:
+        _record_lookup(user, answer.person)
+    return JsonResponse(answer.result)
 
 
 # ---------------------------------------------------------------------------
@@ -286,7 +393,7 @@ def _visible_application(request: HttpRequest, pk: int) -> Any:
 
 def _render_detail(request: HttpRequest, application: Any, bound: dict[str, Any] | None = None) -> HttpResponse:
     user = request.user
-    actions = selectors.application_actions_for(user, application)
+    actions = policies.application_actions_for(user, application)
     action_forms = []
     for name in actions:
         if name in ("diagnose", "renew"):
@@ -329,7 +436,7 @@ def application_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def application_diagnose(request: HttpRequest, pk: int) -> HttpResponse:
     application = _visible_application(request, pk)
-    if "diagnose" not in selectors.application_actions_for(request.user, application):
+    if "diagnose" not in policies.application_actions_for(request.user, application):
         raise PermissionDenied
     if request.method == "POST":
         form = forms.DiagnosisForm(request.POST)
@@ -383,7 +490,9 @@ def _run_action(name: str, application: Any, form: Any, user: Any) -> Any:
         )
     registered = services.APPLICATION_ACTION_SERVICES.get(name)
     if registered is not None:  # e.g. approve_immediately, which the reviews app owns
-        return registered(application_id=application.pk, actor=user, reason=data["note"])
+        # A registered form may name the service's arguments itself (the reviews app's reject / return).
+        arguments = form.service_kwargs() if hasattr(form, "service_kwargs") else {"reason": data["note"]}
+        return registered(application_id=application.pk, actor=user, **arguments)
     raise Http404
 
 
@@ -393,7 +502,7 @@ def application_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
     application = _visible_application(request, pk)
     if action not in forms.ACTION_FORMS:
         raise Http404
-    if action not in selectors.application_actions_for(request.user, application):
+    if action not in policies.application_actions_for(request.user, application):
         raise PermissionDenied
     form = forms.ACTION_FORMS[action](request.POST, request.FILES, prefix=action)
     if form.is_valid():
@@ -412,7 +521,8 @@ def application_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
 @login_required
 @require_GET
 def document_download(request: HttpRequest, pk: int) -> FileResponse:
-    """A diagnosis document opened: every opening is written to the access log (§10, issue 18 item 9)."""
+    """A diagnosis document opened: every opening is written to the access log
+    (docs/design.md: Access and privacy; issue 18 item 9)."""
     from enrollment.models import AccessPurpose
 
     document = get_object_or_404(
@@ -454,6 +564,16 @@ def plotly_js(request: HttpRequest) -> FileResponse:
     return response
 
 
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """/favicon.ico, which browsers ask for on their own: the SVG icon in static/ (linked in base.html too)."""
+    from django.templatetags.static import static
+
+    response = redirect(static("favicon.svg"))
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
 def plotly_js_url() -> str:
     import plotly
 
@@ -470,7 +590,7 @@ def plotly_js_url() -> str:
 def application_renew(request: HttpRequest, pk: int) -> HttpResponse:
     """File the renewal of an expiring enrollment, prefilled from it; the physician then re-attests."""
     previous = _visible_application(request, pk)
-    if "renew" not in selectors.application_actions_for(request.user, previous):
+    if "renew" not in policies.application_actions_for(request.user, previous):
         raise PermissionDenied
     if request.method == "POST":
         form = forms.RenewalForm(request.POST)
@@ -511,7 +631,8 @@ def reminder_read(request: HttpRequest, pk: int) -> HttpResponse:
         services.reminder_mark_read(reminder_id=pk, actor=request.user)
     except DomainError as error:
         if error.code == "not_found":
-            raise Http404  # another institution's reminder: 404, like every out-of-scope id (DESIGN §10)
+            # Another institution's reminder: 404, like every out-of-scope id (docs/design.md: Access and privacy).
+            raise Http404
         messages.error(request, str(error.message))
     return redirect("home")
 
@@ -531,29 +652,11 @@ def _report_months(request: HttpRequest) -> int:
     return min(36, max(1, int(raw))) if raw.isdigit() else 12
 
 
-def _chart(table: Any) -> dict[str, Any]:
-    """A plotly figure of one report table (plain data for Plotly.newPlot), validated by plotly itself."""
-    import json
+def _chart(table: Any) -> dict[str, Any] | None:
+    """The table's plotly figure, or None when there is nothing to draw (the page says so instead)."""
+    from enrollment import charts
 
-    import plotly.graph_objects as go
-
-    label_column = table.columns[0][0] if table.key != "by_disease" and table.key != "by_institution" else None
-    x = table.values(label_column) if label_column else table.values(table.columns[1][0])
-    series = table.columns[1:] if label_column else table.columns[2:]
-    stacked = table.key in ("by_disease", "by_institution", "time_to_decision")
-    if table.key == "time_to_decision":
-        series = [c for c in series if c[0] != "decided"]
-    figure = go.Figure(
-        data=[go.Bar(name=str(label), x=x, y=table.values(key)) for key, label in series],
-        layout=go.Layout(
-            barmode="stack" if stacked else "group",
-            margin={"l": 40, "r": 10, "t": 10, "b": 80},
-            height=320,
-            legend={"orientation": "h"},
-            xaxis={"type": "category"},
-        ),
-    )
-    return json.loads(figure.to_json())
+    return charts.report_figure(table) if charts.has_data(table) else None
 
 
 @login_required

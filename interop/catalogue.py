@@ -11,11 +11,11 @@ from django.db.models import Count
 from django.utils.translation import gettext as _
 
 from enrollment.models import ACTIVE_STATES, COVERING_STATES, Application, Disease
-from enrollment.services import catalogue_aliases
+from enrollment.services import catalogue_aliases, catalogue_entry_values
 from kernel.errors import InvalidInput
 from kernel.tabular import decode_text, map_header, read_table
 
-# The fields a catalogue entry sets, with catalogue_load's defaults.
+# The fields a catalogue entry sets (enrollment.services.catalogue_entry_values, plus aliases).
 COMPARED_FIELDS = (
     "name",
     "disease_type",
@@ -132,20 +132,9 @@ def _parse_csv(content: bytes, name: str) -> dict[str, Any]:
 
 
 def normalised_entry(entry: dict[str, Any], version: str) -> dict[str, Any]:
-    """The Disease field values an entry sets: the same defaults as enrollment.services.catalogue_load."""
-    kind = str(entry["type"])
+    """The Disease field values an entry sets: enrollment's own definition (the loader writes the same)."""
     return {
-        "name": entry["name"],
-        "disease_type": kind,
-        "validity_months": int(entry.get("validity_months", 36)),
-        "counts_toward_limit": bool(entry.get("counts_toward_limit", kind == "11")),
-        "min_institution_level": int(entry.get("min_institution_level", 1)),
-        "min_physician_title": int(entry.get("min_physician_title", 2)),
-        "required_documents": list(entry.get("required_documents", ["diagnosis_certificate"])),
-        "review_mode": entry.get("review_mode", "batch"),
-        "icd10_prefixes": list(entry.get("icd10_prefixes", [])),
-        "active": bool(entry.get("active", True)),
-        "cross_province_settlement": bool(entry.get("cross_province_settlement", False)),
+        **catalogue_entry_values(entry),
         "aliases": catalogue_aliases(entry.get("aliases"), name=entry["name"]),
     }
 

@@ -8,21 +8,17 @@ enforces), without a query per row. Nothing here writes.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, NamedTuple
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from stdnum import exceptions as stdnum_exceptions
-from stdnum.cn import ric
 
 from enrollment import selectors as enrollment_selectors
-from enrollment.idnumbers import parse_id_number
+from enrollment.idnumbers import check_id_number
 from enrollment.models import (
     ACTIVE_STATES,
     Application,
@@ -38,7 +34,6 @@ from enrollment.models import (
     province_code,
 )
 from interop.models import AssistedFiling, FilingState, RowStatus
-from kernel.errors import InvalidInput
 
 ROSTER_COLUMNS: dict[str, Sequence[str]] = {
     "id_number": ("身份证号", "身份证号码", "公民身份号码", "证件号码", "id_number", "id number", "idno", "certno"),
@@ -83,37 +78,6 @@ SUPPORT_CATEGORY_NAMES: dict[str, str] = {
 _SPLIT = re.compile(r"[,;，；、|/\s]+")
 _SPLIT_HARD = re.compile(r"[,;，；、|/]+")
 _SPACE = re.compile(r"\s+")
-
-
-@lru_cache(maxsize=65536)
-def _birth_place_known(prefix: str, year: int) -> bool:
-    try:
-        ric.get_birth_place(f"{prefix}{year:04d}0101" + "0000")
-    except stdnum_exceptions.ValidationError:
-        return False
-    return True
-
-
-def check_id_number(raw: str, today: dt.date) -> tuple[str, str]:
-    """(normalised number, "") or (raw value, the reason it is refused).
-
-    The same checks as enrollment.idnumbers.parse_id_number (python-stdnum's ``cn.ric.validate``
-    plus "not born in the future"), with the birth-place lookup — most of the cost — cached per
-    place and year. Anything the fast path does not accept goes through parse_id_number itself,
-    so refusals carry its exact message.
-    """
-    number = ric.compact(raw or "")
-    if len(number) == 18 and number[:-1].isdigit() and number[-1] == ric.calc_check_digit(number):
-        try:
-            birth = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
-        except ValueError:
-            birth = None
-        if birth is not None and birth <= today and _birth_place_known(number[:6], birth.year):
-            return number, ""
-    try:
-        return parse_id_number(raw).number, ""
-    except InvalidInput as exc:
-        return raw, str(exc.message)
 
 
 def split_values(raw: str) -> list[str]:

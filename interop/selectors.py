@@ -1,4 +1,4 @@
-"""Every read of the interop app, scoped to the viewer (DESIGN §10)."""
+"""Every read of the interop app, scoped to the viewer (docs/design.md: Access and privacy)."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def assisted_filings_visible_to(user: Any) -> QuerySet[AssistedFiling]:
 
 
 # ---------------------------------------------------------------------------
-# Exports (DESIGN §8): the office's list and the national platform's filing shape
+# Exports (docs/design.md: Rosters and exports): the office's list and the national platform's filing shape
 # ---------------------------------------------------------------------------
 
 OFFICE = "office"

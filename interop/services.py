@@ -18,6 +18,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from enrollment import policies as enrollment_policies
+from enrollment import reference_cache
 from enrollment import selectors as enrollment_selectors
 from enrollment import services as enrollment_services
 from enrollment.models import COVERING_STATES, Application, Disease, InsuranceType, TerminationReason
@@ -37,7 +39,9 @@ from interop.models import (
 from interop.rosters import REQUIRED_COLUMNS, ROSTER_COLUMNS, Entry, PriorRow, RosterChecker
 from kernel import roles
 from kernel.errors import DomainError, InvalidInput, NotPermitted, RuleViolation
+from kernel.sql import chunks
 from kernel.tabular import map_header, read_table, sniff_format
+from kernel.task_queue import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +100,9 @@ def roster_import_request_commit(*, import_id: int, actor: Any, queue: bool = Tr
                 % {"state": roster.get_state_display()},
                 code="import_not_validated",
             )
+        _roster_audit(
+            roster.pk, actor, "commit_requested", from_state=roster.state, to_state=ImportState.COMMIT_REQUESTED
+        )
         roster.state = ImportState.COMMIT_REQUESTED
         roster.committed_by = actor
         roster.lines_done = 0
@@ -111,10 +118,8 @@ def _queue(import_id: int) -> None:
     must not fail for it."""
     from kombu.exceptions import OperationalError
 
-    from interop.tasks import run_roster_import
-
     try:
-        run_roster_import.delay(import_id)
+        enqueue("interop.tasks.run_roster_import", import_id)  # by name: the tasks module imports this one
     except OperationalError as exc:
         logger.warning("roster import %s not queued, broker unavailable (%s); the next scan queues it", import_id, exc)
 
@@ -163,13 +168,18 @@ def roster_import_run(*, import_id: int) -> RosterImport | None:
         ),
     )
     for running, commit, claim in phases:
-        claimed = RosterImport.objects.filter(claim, pk=import_id).update(
-            state=running, heartbeat_at=now, lines_done=0, error=""
-        )
+        # No savepoint: the claim and its audit row are one transaction of their own (the task runs outside any).
+        with transaction.atomic(savepoint=False):
+            claimed = RosterImport.objects.filter(claim, pk=import_id).update(
+                state=running, heartbeat_at=now, lines_done=0, error=""
+            )
+            if claimed:
+                system = enrollment_services.get_system_user()
+                _roster_audit(import_id, system, "phase_claimed", to_state=running)
         if claimed:
             roster = RosterImport.objects.select_related("scope_region", "committed_by").get(pk=import_id)
             try:
-                _run_phase(roster, commit=commit)
+                _run_phase(roster, commit=commit, system=system)
             except DomainError as exc:
                 _fail(roster, str(exc.message))
             except SoftTimeLimitExceeded:
@@ -188,17 +198,35 @@ def roster_import_run(*, import_id: int) -> RosterImport | None:
     return None
 
 
+def _roster_audit(
+    import_id: int,
+    actor: Any,
+    action: str,
+    *,
+    to_state: str,
+    from_state: str = "",
+    details: dict[str, Any] | None = None,
+) -> None:
+    """The audit row of a roster import's state change (the worker's changes are the system's)."""
+    enrollment_services.record_audit(
+        subject="roster_import",
+        subject_id=import_id,
+        action=action,
+        actor=actor or enrollment_services.get_system_user(),
+        from_state=from_state,
+        to_state=to_state,
+        details=details,
+    )
+
+
 def _fail(roster: RosterImport, message: str) -> None:
     logger.warning("roster import %s failed", roster.pk)
-    RosterImport.objects.filter(pk=roster.pk).update(state=ImportState.FAILED, error=message, heartbeat_at=None)
+    with transaction.atomic(savepoint=False):
+        RosterImport.objects.filter(pk=roster.pk).update(state=ImportState.FAILED, error=message, heartbeat_at=None)
+        _roster_audit(roster.pk, None, "failed", to_state=ImportState.FAILED, details={"error": str(message)[:500]})
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _run_phase(roster: RosterImport, *, commit: bool) -> None:
+def _run_phase(roster: RosterImport, *, commit: bool, system: Any = None) -> None:
     """The dry run, or the commit: the same checker over the same lines.
 
     The commit also gets the dry run's report: what it refused stays refused (see RosterChecker).
@@ -214,7 +242,7 @@ def _run_phase(roster: RosterImport, *, commit: bool) -> None:
     if not commit:
         RosterRow.objects.filter(roster_import=roster).delete()
     done = 0
-    for chunk in _chunks(table.rows, COMMIT_CHUNK if commit else DRY_RUN_CHUNK):
+    for chunk in chunks(table.rows, COMMIT_CHUNK if commit else DRY_RUN_CHUNK):
         entries = checker.check(chunk)
         with transaction.atomic():
             if commit:
@@ -237,7 +265,9 @@ def _run_phase(roster: RosterImport, *, commit: bool) -> None:
         finished.update(state=ImportState.COMMITTED, committed_at=timezone.now(), content=b"")
     else:
         finished.update(state=ImportState.VALIDATED, validated_at=timezone.now())
-    RosterImport.objects.filter(pk=roster.pk).update(counts=counts, **finished)
+    with transaction.atomic(savepoint=False):
+        RosterImport.objects.filter(pk=roster.pk).update(counts=counts, **finished)
+        _roster_audit(roster.pk, system, "committed" if commit else "validated", to_state=finished["state"])
 
 
 def _read_roster(roster: RosterImport) -> tuple[Any, dict[str, int]]:
@@ -459,7 +489,8 @@ def export_enrollments(
     """The export's header and its rows (lazy, chunk by chunk), to be written to a file or a response.
 
     An export carrying full ID numbers (the national shape; the office list for administrators) is a read
-    of those persons' full records (§10, issue 18 item 9): before each chunk of rows is handed out, one
+    of those persons' full records (docs/design.md: Access and privacy; issue 18 item 9): before each chunk of
+    rows is handed out, one
     access-log row per person in it not yet logged by this export is written in one bulk insert (purpose
     ``export_full_id``; the reason names the export: shape, region, period, basis). A masked export writes
     none. The operator's command (``viewer=None``) has no user: its rows are logged under the system user
@@ -497,8 +528,7 @@ def _logged_export_rows(chunks: Iterator[Any], actor: Any, reason: str) -> Itera
 
 
 def _ensure_catalogue_admin(actor: Any) -> None:
-    if not (roles.is_system(actor) or roles.has_any_role(actor, roles.ADMIN)):
-        raise NotPermitted(_("Only administrators maintain the disease catalogue."))
+    enrollment_policies.ensure_may_maintain_catalogue(actor)
 
 
 def catalogue_import_create(*, name: str, content: bytes, actor: Any, version: str | None = None) -> CatalogueImport:
@@ -536,6 +566,7 @@ def catalogue_import_apply(*, import_id: int, actor: Any, terminate_enrollments:
         deactivated = Disease.objects.filter(code__in=removed_codes).update(
             active=False, catalogue_version=str(data["version"])[:20]
         )
+        reference_cache.invalidate()  # a queryset update sends no signal
         result: dict[str, Any] = {
             **loaded,
             "added": len(diff["added"]),

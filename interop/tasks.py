@@ -1,4 +1,4 @@
-"""Thin Celery tasks: take an id, call one service; safe to run twice (DESIGN §7)."""
+"""Thin Celery tasks: take an id, call one service; safe to run twice (docs/design.md: Runtime rules)."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ class NhsaConfig(AppConfig):
         # The outbox (docs/platform.md, "Outbox guarantees"): enrollment calls these without importing nhsa.
         from enrollment import selectors as enrollment_selectors
         from enrollment import services as enrollment_services
+        from nhsa import tasks  # noqa: F401 - registers the Celery tasks services queue by name
 
         if _on_transition not in enrollment_services.TRANSITION_HOOKS:
             enrollment_services.TRANSITION_HOOKS.append(_on_transition)

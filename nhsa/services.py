@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from enrollment.models import Application, ApplicationKind, Person, province_code
 from kernel import roles
 from kernel.errors import InvalidInput, NotPermitted
+from kernel.task_queue import enqueue
 from nhsa import client as platform
 from nhsa import envelope
 from nhsa.models import (
@@ -87,10 +88,8 @@ def _create(*, application: Application, kind: str, payload: dict[str, Any], **f
 
 
 def _enqueue(message_id: int) -> None:
-    from nhsa import tasks
-
     try:
-        tasks.deliver.delay(message_id)
+        enqueue("nhsa.tasks.deliver", message_id)  # by name: the tasks module imports this one
     except Exception:  # noqa: BLE001 - the broker being down loses nothing: beat hands the row over
         logger.warning("platform message %s not queued; deliver_due will send it", message_id, exc_info=True)
 

@@ -210,7 +210,11 @@ class ReviewItemViewSet(IdempotentPostMixin, mixins.RetrieveModelMixin, viewsets
         serializer = ReturnSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.review_decide(
-            item_id=item.pk, actor=request.user, decision=Decision.RETURN, reason=serializer.validated_data["missing"]
+            item_id=item.pk,
+            actor=request.user,
+            decision=Decision.RETURN,
+            reason=serializer.validated_data["missing"],
+            supplement_codes=serializer.validated_data["supplement_codes"],
         )
         return self._detail(item.pk)
 

@@ -8,15 +8,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import BooleanField, Case, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from enrollment import selectors as enrollment_selectors
-from enrollment.models import Application, AuditEntry, Disease, Region, State
+from enrollment.models import Application, AuditEntry, Disease, Region, State, with_diagnosis
 from enrollment.periods import period_key
 from kernel import roles
-from reviews.models import BatchState, Outcome, ReviewBatch, ReviewItem, StageDecision
+from reviews.models import BatchState, Escalation, Outcome, ReviewBatch, ReviewItem, StageDecision
 
 # ---------------------------------------------------------------------------
 # Configuration: stages, cutoffs
@@ -53,6 +53,28 @@ def reviewer_region_ids(user: Any) -> list[int] | None:
     return enrollment_selectors.region_and_descendant_ids(region_id)
 
 
+def assembly_region_ids(user: Any) -> list[int] | None:
+    """Regions whose batch the user may assemble from the web: None = every region (administrators); centre
+    officers their institution's region and the regions under it; nobody else any."""
+    if roles.has_any_role(user, roles.ADMIN):
+        return None
+    if not roles.has_any_role(user, roles.CENTER_OFFICER):
+        return []
+    region_id = enrollment_selectors.user_region_id(user)
+    return enrollment_selectors.region_and_descendant_ids(region_id) if region_id is not None else []
+
+
+def batch_region_ids(user: Any) -> list[int] | None:
+    """Regions whose batch pages the user sees: reviewers' and centre officers' regions, administrators all."""
+    reviewed = reviewer_region_ids(user)
+    if reviewed is None:
+        return None
+    assembled = assembly_region_ids(user)
+    if assembled is None:
+        return None
+    return sorted(set(reviewed) | set(assembled))
+
+
 def stages_held(user: Any) -> list[str]:
     profile = getattr(user, "profile", None)
     return list(profile.review_stages or []) if profile is not None else []
@@ -65,7 +87,7 @@ def stages_held(user: Any) -> list[str]:
 
 def batches_visible_to(user: Any) -> QuerySet[ReviewBatch]:
     base = ReviewBatch.objects.select_related("region")
-    region_ids = reviewer_region_ids(user)
+    region_ids = batch_region_ids(user)
     if region_ids is None:
         return base
     return base.filter(region_id__in=region_ids)
@@ -74,9 +96,9 @@ def batches_visible_to(user: Any) -> QuerySet[ReviewBatch]:
 def assembly_candidates(*, region_id: int, cutoff: dt.datetime) -> QuerySet[Application]:
     """Diagnosed applications of the region, diagnosed before the cutoff, that pass the enqueue guard."""
     return (
-        Application.objects.filter(region_id=region_id, state=State.DIAGNOSED, diagnosed_at__lt=cutoff)
-        .exclude(icd10_code="")
-        .filter(diagnosis_date__isnull=False, physician__isnull=False)
+        Application.objects.filter(region_id=region_id, state=State.DIAGNOSED, diagnosed_at__lt=cutoff).filter(
+            with_diagnosis()
+        )  # the enqueue transition's own guard (enrollment.models)
     )
 
 
@@ -202,6 +224,7 @@ QUEUE_ROW_FIELDS: tuple[str, ...] = (
     "stage",
     "outcome",
     "queued_at",
+    "due_on",
     "claimed_by_id",
     "lease_expires_at",
     "decided_at",
@@ -215,12 +238,39 @@ QUEUE_ROW_FIELDS: tuple[str, ...] = (
 )
 
 
+def with_deadline_flags(queryset: QuerySet[ReviewItem], today: dt.date | None = None) -> QuerySet[ReviewItem]:
+    """Items annotated with ``overdue`` (pending and past the stage's ``due_on``) and ``escalated`` (an
+    escalation of the current stage exists). ``working_days_left`` needs the calendar: ``attach_working_days``."""
+    today = today or timezone.localdate()
+    return queryset.annotate(
+        overdue=Case(
+            When(outcome=Outcome.PENDING, due_on__lt=today, then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+        escalated=Exists(Escalation.objects.filter(item_id=OuterRef("pk"), stage=OuterRef("stage"))),
+    )
+
+
+def attach_working_days(items: Any, calendar: Any = None, today: dt.date | None = None) -> Any:
+    """Set ``working_days_left`` (0 on the due day, negative past it, None without a due date) on each item."""
+    from reviews.workdays import WorkCalendar
+
+    calendar = calendar or WorkCalendar()
+    today = today or timezone.localdate()
+    for item in items:
+        item.working_days_left = calendar.working_days_left(today, item.due_on) if item.due_on else None
+        item.calendar_provisional = calendar.provisional
+    return items
+
+
 def with_queue_row(queryset: QuerySet[ReviewItem]) -> QuerySet[ReviewItem]:
-    """Items with what a queue row shows, in one query: ``batch_period``, ``region_code``, ``claimed_by_username``."""
+    """Items with what a queue row shows, in one query: ``batch_period``, ``region_code``, ``claimed_by_username``,
+    and the deadline flags ``overdue`` and ``escalated`` (``due_on`` is a field)."""
     from django.contrib.auth import get_user_model
 
     return (
-        queryset.select_related("application__person", "application__disease")
+        with_deadline_flags(queryset.select_related("application__person", "application__disease"))
         .only(*QUEUE_ROW_FIELDS)
         .annotate(
             batch_period=Subquery(ReviewBatch.objects.filter(pk=OuterRef("batch_id")).values("period")[:1]),
@@ -311,3 +361,241 @@ def next_round(application_id: int) -> int:
     rounds = list(ReviewItem.objects.filter(application_id=application_id).values_list("round", flat=True))
     rounds += list(StageDecision.objects.filter(application_id=application_id).values_list("round", flat=True))
     return max(rounds, default=0) + 1
+
+
+# ---------------------------------------------------------------------------
+# Batch outlook, stragglers, 补正 requests, notifications, on-time rates (issue 15)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchOutlook:
+    """``count`` diagnosed applications of ``region`` will be batched on ``batch_on``."""
+
+    region: Region
+    count: int
+    batch_on: dt.date
+
+
+def _next_month_day(day: dt.date, batch_day: int) -> dt.date:
+    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
+    return dt.date(year, month, batch_day)
+
+
+def batch_outlook(user: Any, *, today: dt.date | None = None, limit: int = 20) -> list[BatchOutlook]:
+    """The viewer's diagnosed applications by region and the day each group enters its monthly batch: this
+    month's batch day while it has not come (or, when it has come and the batch is not assembled yet, the
+    next nightly run), else next month's batch day (docs/reviews.md, "Batch visibility")."""
+    today = today or timezone.localdate()
+    period = period_key(today)
+    diagnosed = enrollment_selectors.applications_visible_to(user).filter(state=State.DIAGNOSED).order_by()
+    by_region = list(diagnosed.values_list("region_id").annotate(n=Count("id")).order_by("region_id")[:limit])
+    if not by_region:
+        return []
+    regions = Region.objects.in_bulk([region_id for region_id, _n in by_region])
+    assembled = set(
+        ReviewBatch.objects.filter(period=period, region_id__in=regions, assembled_at__isnull=False).values_list(
+            "region_id", flat=True
+        )
+    )
+    result: list[BatchOutlook] = []
+    for region_id, total in by_region:
+        region = regions[region_id]
+        batch_day = enrollment_selectors.policy_for_region(region).batch_day
+        this_day = dt.date(today.year, today.month, batch_day)
+        next_day = _next_month_day(today, batch_day)
+        if region_id in assembled:
+            result.append(BatchOutlook(region, total, next_day))
+            continue
+        early = diagnosed.filter(region_id=region_id, diagnosed_at__lt=batch_cutoff(period, batch_day)).count()
+        if early:
+            when = this_day if today < this_day else today + dt.timedelta(days=1)
+            result.append(BatchOutlook(region, early, when))
+        if total - early:
+            result.append(BatchOutlook(region, total - early, next_day))
+    return result
+
+
+def application_batch_on(application: Application, *, today: dt.date | None = None) -> dt.date | None:
+    """The day a diagnosed application enters its monthly batch (None in any other state)."""
+    if application.state != State.DIAGNOSED or application.diagnosed_at is None:
+        return None
+    today = today or timezone.localdate()
+    period = period_key(today)
+    batch_day = enrollment_selectors.policy_for_region(application.region).batch_day
+    this_day = dt.date(today.year, today.month, batch_day)
+    assembled = ReviewBatch.objects.filter(
+        period=period, region_id=application.region_id, assembled_at__isnull=False
+    ).exists()
+    if not assembled and application.diagnosed_at < batch_cutoff(period, batch_day):
+        return this_day if today < this_day else today + dt.timedelta(days=1)
+    return _next_month_day(today, batch_day)
+
+
+def batch_stragglers(batch: ReviewBatch, *, today: dt.date | None = None, limit: int = 100) -> list[ReviewItem]:
+    """Pending items of the batch past their stage's due date, the longest overdue first."""
+    today = today or timezone.localdate()
+    items = with_deadline_flags(
+        ReviewItem.objects.filter(batch=batch, outcome=Outcome.PENDING, due_on__lt=today), today
+    ).select_related("application__person", "application__disease", "application__filing_institution", "claimed_by")
+    rows = attach_working_days(list(items.order_by("due_on", "queued_at", "id")[:limit]), today=today)
+    for item in rows:
+        item.overdue_by = -item.working_days_left if item.working_days_left is not None else None
+    return rows
+
+
+def batch_deadlines(batch: ReviewBatch, *, today: dt.date | None = None) -> dict[str, Any]:
+    """Per stage: pending, overdue and the earliest due date of the batch's waiting items."""
+    today = today or timezone.localdate()
+    from django.db.models import Min
+
+    rows = (
+        ReviewItem.objects.filter(batch=batch, outcome=Outcome.PENDING)
+        .order_by()
+        .values("stage")
+        .annotate(
+            pending=Count("id"),
+            overdue=Count("id", filter=Q(due_on__lt=today)),
+            escalated=Count("escalations", filter=Q(escalations__stage=F("stage")), distinct=True),
+            earliest=Min("due_on"),
+        )
+        .order_by("stage")
+    )
+    return {"by_stage": list(rows), "overdue": sum(row["overdue"] for row in rows)}
+
+
+def web_assembly_period(region_id: int, *, today: dt.date | None = None) -> str:
+    """The period an officer's "assemble now" fills: this month's while it is not assembled, else next month's
+    (brought forward; the monthly run then finds it assembled and leaves later diagnoses for the month after)."""
+    today = today or timezone.localdate()
+    period = period_key(today)
+    if ReviewBatch.objects.filter(region_id=region_id, period=period, assembled_at__isnull=False).exists():
+        return period_key(_next_month_day(today, 1))
+    return period
+
+
+def assembly_choices(user: Any, *, today: dt.date | None = None) -> list[tuple[int, str, int]]:
+    """(region id, label, diagnosed count) of the regions whose batch the user may assemble this month and
+    that have something to assemble."""
+    allowed = assembly_region_ids(user)
+    queryset = Application.objects.filter(state=State.DIAGNOSED).order_by()
+    if allowed is not None:
+        queryset = queryset.filter(region_id__in=allowed)
+    counts = dict(queryset.values_list("region_id").annotate(n=Count("id")))
+    regions = Region.objects.filter(pk__in=list(counts)).order_by("code")
+    return [(region.pk, f"{region.code} {region.name}", counts[region.pk]) for region in regions[:200]]
+
+
+def open_supplements_for(user: Any) -> QuerySet[Any]:
+    """Open 补正 requests of the applications the user sees (the clinic's home page)."""
+    from reviews.models import SupplementRequest, SupplementState
+
+    visible = enrollment_selectors.applications_visible_to(user).values("pk")
+    return (
+        SupplementRequest.objects.filter(state=SupplementState.OPEN, application_id__in=visible)
+        .select_related("application__person", "application__disease")
+        .order_by("answer_by", "id")
+    )
+
+
+def supplements_of(application: Application) -> QuerySet[Any]:
+    from reviews.models import SupplementRequest
+
+    return SupplementRequest.objects.filter(application=application).select_related("requested_by")
+
+
+def notifications_for(user: Any, *, unread_only: bool = False) -> QuerySet[Any]:
+    from reviews.models import Notification
+
+    queryset = Notification.objects.filter(recipient=user).select_related("application")
+    return queryset.filter(read_at__isnull=True) if unread_only else queryset
+
+
+@dataclass(frozen=True)
+class OnTimeRow:
+    dimension: str  # region / stage / institution
+    key: str
+    label: str
+    decided: int
+    on_time: int
+
+    @property
+    def rate(self) -> float | None:
+        return round(100 * self.on_time / self.decided, 1) if self.decided else None
+
+
+def on_time_rates(user: Any, *, since: dt.datetime) -> list[OnTimeRow]:
+    """On-time rates of decisions since ``since`` within the viewer's applications: per region and per filing
+    institution against the whole application's promise (pauses for 补正 counted), per stage against the
+    stage's due date (immediate decisions against the application's)."""
+    from reviews import deadlines
+    from reviews.models import SupplementRequest, SupplementState
+    from reviews.workdays import WorkCalendar
+
+    visible = enrollment_selectors.applications_visible_to(user)
+    rows: list[OnTimeRow] = []
+    stage_rows = (
+        StageDecision.objects.filter(application__in=visible.values("pk"), decided_at__gte=since, due_on__isnull=False)
+        .order_by()
+        .values_list("stage", "decided_at", "due_on")
+    )
+    per_stage: dict[str, list[int]] = {}
+    for stage, decided_at, due_on in stage_rows:
+        counts = per_stage.setdefault(stage, [0, 0])
+        counts[0] += 1
+        counts[1] += int(timezone.localdate(decided_at) <= due_on)
+    from reviews.models import Stage
+
+    labels = dict(Stage.choices)
+    for stage, (decided, on_time) in sorted(per_stage.items()):
+        rows.append(OnTimeRow("stage", stage, str(labels.get(stage, stage)), decided, on_time))
+    apps = list(
+        visible.filter(state__in=deadlines.DECIDED_STATES, decided_at__gte=since, diagnosed_at__isnull=False)
+        .exclude(kind="two_diseases")
+        .order_by()
+        .values_list(
+            "pk",
+            "region_id",
+            "region__code",
+            "region__name",
+            "filing_institution_id",
+            "filing_institution__name",
+            "disease__disease_type",
+            "diagnosed_at",
+            "decided_at",
+        )[:50_000]
+    )
+    paused: dict[int, int] = {}
+    for application_id, days in SupplementRequest.objects.filter(
+        application_id__in=[row[0] for row in apps], state=SupplementState.ANSWERED
+    ).values_list("application_id", "paused_working_days"):
+        paused[application_id] = paused.get(application_id, 0) + days
+    calendar = WorkCalendar()
+    limits_by_region: dict[int, dict[tuple[str, str], int]] = {}
+    per_region: dict[str, list[Any]] = {}
+    per_institution: dict[str, list[Any]] = {}
+    regions = Region.objects.in_bulk({row[1] for row in apps})
+    for pk, region_id, code, name, inst_id, inst_name, disease_type, diagnosed_at, decided_at in apps:
+        if region_id not in limits_by_region:
+            limits_by_region[region_id] = deadlines.time_limits_for(regions[region_id])
+        days = limits_by_region[region_id].get((disease_type, ""))
+        if days is None:
+            continue
+        due_on = calendar.add_working_days(timezone.localdate(diagnosed_at), days + paused.get(pk, 0))
+        kept = int(timezone.localdate(decided_at) <= due_on)
+        for bucket, key, label in ((per_region, code, f"{code} {name}"), (per_institution, str(inst_id), inst_name)):
+            entry = bucket.setdefault(key, [label, 0, 0])
+            entry[1] += 1
+            entry[2] += kept
+    for key, (label, decided, on_time) in sorted(per_region.items()):
+        rows.append(OnTimeRow("region", key, label, decided, on_time))
+    for key, (label, decided, on_time) in sorted(per_institution.items(), key=lambda kv: kv[1][0]):
+        rows.append(OnTimeRow("institution", key, label, decided, on_time))
+    return rows
+
+
+def items_for_report(user: Any, item_ids: list[int]) -> QuerySet[ReviewItem]:
+    """Review items named in the queue's outcome report, within the reviewer's regions."""
+    queryset = ReviewItem.objects.filter(pk__in=item_ids).select_related("application__person", "application__disease")
+    region_ids = reviewer_region_ids(user)
+    return queryset if region_ids is None else queryset.filter(batch__region_id__in=region_ids)

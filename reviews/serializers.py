@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from reviews.models import Decision, RejectReason, ReviewBatch, ReviewItem, StageDecision
+from reviews.models import Decision, RejectReason, ReviewBatch, ReviewItem, StageDecision, SupplementReason
 
 
 class ReviewBatchSerializer(serializers.ModelSerializer):
@@ -89,6 +89,9 @@ class ReviewItemSerializer(serializers.ModelSerializer):
     batch_period = serializers.CharField(read_only=True)
     region = serializers.CharField(source="region_code", read_only=True)
     claimed_by = serializers.CharField(source="claimed_by_username", read_only=True, allow_null=True)
+    # Issue 15: the stage's due date (a field), ``overdue`` and ``escalated`` (with_deadline_flags).
+    overdue = serializers.BooleanField(read_only=True, default=False)
+    escalated = serializers.BooleanField(read_only=True, default=False)
 
     class Meta:
         model = ReviewItem
@@ -111,6 +114,9 @@ class ReviewItemSerializer(serializers.ModelSerializer):
             "claimed_by",
             "lease_expires_at",
             "decided_at",
+            "due_on",
+            "overdue",
+            "escalated",
         ]
 
     def to_representation(self, item: ReviewItem) -> dict[str, Any]:
@@ -140,6 +146,9 @@ class ReviewItemSerializer(serializers.ModelSerializer):
             "claimed_by": item.claimed_by_username,
             "lease_expires_at": None if lease is None else moment(lease),
             "decided_at": None if decided is None else moment(decided),
+            "due_on": None if item.due_on is None else item.due_on.isoformat(),
+            "overdue": bool(getattr(item, "overdue", False)),
+            "escalated": bool(getattr(item, "escalated", False)),
         }
 
 
@@ -193,7 +202,16 @@ class ApproveSerializer(serializers.Serializer):
 
 
 class ReturnSerializer(serializers.Serializer):
-    missing = serializers.CharField(max_length=2000, help_text=_("What the clinic must add."))
+    missing = serializers.CharField(
+        max_length=2000, required=False, allow_blank=True, default="", help_text=_("What the clinic must add.")
+    )
+    supplement_codes = serializers.ListField(
+        child=serializers.ChoiceField(choices=SupplementReason.choices),
+        required=False,
+        default=list,
+        max_length=10,
+        help_text=_("The 补正 checklist; at least one code or the note."),
+    )
 
 
 class BulkDecisionSerializer(serializers.Serializer):

@@ -1,4 +1,4 @@
-"""Thin Celery tasks for reviews: take ids, call one service, safe to run twice (DESIGN §7).
+"""Thin Celery tasks for reviews: take ids, call one service, safe to run twice (docs/design.md: Runtime rules).
 
 All of them route to the ``batch`` queue (settings.CELERY_TASK_ROUTES). ``acks_late`` is on
 because each is idempotent: a task redelivered after a worker died mid-way resumes the work.
@@ -52,6 +52,14 @@ def assemble_batch(region_id: int, period: str) -> int:
     return batch.pk
 
 
-@shared_task(name="reviews.tasks.close_batch_if_done", acks_late=True)
-def close_batch_if_done(batch_id: int) -> bool:
-    return services.batch_close_if_done(batch_id=batch_id)
+@shared_task(name="reviews.tasks.escalate_overdue", acks_late=True)
+def escalate_overdue() -> list[int]:
+    """Beat, daily: escalate each pending item past its stage's due date, once per item and stage."""
+    return services.escalate_overdue(actor=get_system_user()).escalated
+
+
+@shared_task(name="reviews.tasks.sweep_supplements", acks_late=True)
+def sweep_supplements() -> dict[str, list[int]]:
+    """Beat, daily: remind unanswered 补正 requests once, withdraw those past their answer-by day."""
+    result = services.supplements_sweep(actor=get_system_user())
+    return {"reminded": result.reminded, "withdrawn": result.withdrawn}

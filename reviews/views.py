@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
+from django.db.models import F, Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from enrollment.forms import add_domain_error
 from enrollment.models import Document
+from enrollment.periods import period_key
 from kernel import roles
 from kernel.errors import DomainError
 from reviews import forms, selectors, services
@@ -32,18 +33,22 @@ def _require_reviewer(user: Any) -> None:
 
 
 def _claimed(user: Any) -> list[Any]:
-    return list(
-        selectors.claimed_by(user)
-        .select_related(
-            "batch",
-            "application__person",
-            "application__disease",
-            "application__physician",
-            "application__filing_institution",
-            "application__treating_institution",
+    """The reviewer's claimed items with ``due_on``, ``overdue``, ``escalated`` and ``working_days_left``."""
+    return selectors.attach_working_days(
+        list(
+            selectors.with_deadline_flags(selectors.claimed_by(user))
+            .select_related(
+                "batch",
+                "application__person",
+                "application__disease",
+                "application__physician",
+                "application__filing_institution",
+                "application__treating_institution",
+            )
+            .prefetch_related(Prefetch("application__documents", queryset=Document.objects.order_by("uploaded_at")))
+            # The stage due date first: what is promised soonest is decided first (no due date: last).
+            .order_by(F("due_on").asc(nulls_last=True), "queued_at", "id")
         )
-        .prefetch_related(Prefetch("application__documents", queryset=Document.objects.order_by("uploaded_at")))
-        .order_by("queued_at", "id")
     )
 
 
@@ -55,9 +60,9 @@ def _render_queue(request: HttpRequest, *, claim_form: Any = None, decide_form: 
     for item in claimed:
         item.seconds_left = max(0, int((item.lease_expires_at - now).total_seconds()))
         item.minutes_left = (item.seconds_left + 59) // 60
+    # A refused decision clears the selection: the next decision must not fall on items ticked for this one.
     selected: set[int] = set()
-    if decide_form is not None and decide_form.is_bound and not decide_form.data.get("one"):
-        selected = {int(v) for v in decide_form.data.getlist("items") if str(v).isdigit()}
+    outcome = request.session.pop(QUEUE_OUTCOME_SESSION_KEY, None) if request.method == "GET" else None
     return render(
         request,
         "reviews/queue.html",
@@ -68,6 +73,7 @@ def _render_queue(request: HttpRequest, *, claim_form: Any = None, decide_form: 
             "stages": stages,
             "claim_form": claim_form or forms.ClaimForm(stages=stages),
             "decide_form": decide_form or forms.DecideForm(item_ids=[i.pk for i in claimed]),
+            "outcome": _outcome_report(user, outcome) if outcome else None,
         },
         status=400 if (claim_form is not None and claim_form.errors) or (decide_form and decide_form.errors) else 200,
     )
@@ -138,7 +144,7 @@ def queue_decide(request: HttpRequest) -> HttpResponse:
                 reason=cleaned["reason"],
                 two_diseases=cleaned["two_diseases"],
             )
-            decided, failed = 1, []
+            decided, failed = [cleaned["items"][0]], []
         else:
             result = services.review_decide_bulk(
                 item_ids=cleaned["items"],
@@ -148,14 +154,42 @@ def queue_decide(request: HttpRequest) -> HttpResponse:
                 reason=cleaned["reason"],
                 two_diseases=cleaned["two_diseases"],
             )
-            decided, failed = len(result.decided), result.failed
+            decided, failed = result.decided, result.failed
     except DomainError as error:
         add_domain_error(form, error)
         return _render_queue(request, decide_form=form)
-    messages.success(request, _("%(n)d items decided.") % {"n": decided})
-    for failure in failed:
-        messages.error(request, _("Item #%(item)s: %(message)s") % failure)
+    # The per-item report is shown once on the queue page after the redirect.
+    request.session[QUEUE_OUTCOME_SESSION_KEY] = {
+        "decision": cleaned["decision"],
+        "decided": list(decided),
+        "failed": [{"item": f["item"], "message": str(f["message"])} for f in failed],
+    }
+    messages.success(request, _("%(n)d items decided.") % {"n": len(decided)})
+    if failed:
+        messages.error(request, _("%(n)d items were not decided: see the report below.") % {"n": len(failed)})
     return redirect("review-queue")
+
+
+QUEUE_OUTCOME_SESSION_KEY = "queue_outcome"
+
+
+def _outcome_report(user: Any, outcome: dict[str, Any]) -> dict[str, Any]:
+    """The last decision's report: each item with its application and person, decided or why not."""
+    from reviews.models import Decision
+
+    decided = [int(i) for i in outcome.get("decided", [])]
+    failed = {int(f["item"]): f["message"] for f in outcome.get("failed", [])}
+    items = selectors.items_for_report(user, [*decided, *failed])
+    rows = [
+        {"item": item, "decided": item.pk not in failed, "message": failed.get(item.pk, "")}
+        for item in sorted(items, key=lambda i: (i.pk in decided, i.pk))
+    ]
+    return {
+        "decision": dict(Decision.choices).get(outcome.get("decision", ""), ""),
+        "rows": rows,
+        "decided": len(decided),
+        "failed": len(failed),
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -164,8 +198,16 @@ def queue_decide(request: HttpRequest) -> HttpResponse:
 
 
 def _require_batch_viewer(user: Any) -> None:
-    if not roles.has_any_role(user, roles.REVIEWER, roles.ADMIN):
+    if not roles.has_any_role(user, roles.REVIEWER, roles.CENTER_OFFICER, roles.ADMIN):
         raise PermissionDenied
+
+
+def _assemble_form(user: Any, data: Any = None) -> Any:
+    choices = selectors.assembly_choices(user)
+    if not choices:
+        return None
+    labels = [(pk, _("%(region)s — %(n)d diagnosed") % {"region": label, "n": n}) for pk, label, n in choices]
+    return forms.AssembleBatchForm(data, regions=labels)
 
 
 @login_required
@@ -182,7 +224,52 @@ def batch_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(batches, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "reviews/batch_list.html", {"form": form, "page": page, "query": query.urlencode()})
+    may_assemble = selectors.assembly_region_ids(request.user) != []
+    return render(
+        request,
+        "reviews/batch_list.html",
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "assemble_form": _assemble_form(request.user) if may_assemble else None,
+            "may_assemble": may_assemble,
+            "period": period_key(timezone.localdate()),
+        },
+    )
+
+
+@login_required
+@require_POST
+def batch_assemble(request: HttpRequest) -> HttpResponse:
+    """Assemble a region's batch of this month now: the monthly run's service and idempotency, the officer's
+    region only, every moved application audited with the officer as actor."""
+    user = request.user
+    if selectors.assembly_region_ids(user) == []:
+        raise PermissionDenied
+    form = _assemble_form(user, request.POST)
+    if form is None:
+        messages.info(request, _("No diagnosed application waits for a batch in your regions."))
+        return redirect("batch-list")
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("batch-list")
+    region_id = form.cleaned_data["region"]
+    period = selectors.web_assembly_period(region_id)
+    try:
+        # Everything diagnosed until now: the batch the region's applications wait for, brought forward.
+        batch = services.batch_assemble(region_id=region_id, period=period, actor=user, cutoff=timezone.now())
+    except DomainError as error:
+        messages.error(request, str(error.message))
+        return redirect("batch-list")
+    messages.success(
+        request,
+        _("Batch %(period)s of %(region)s: %(n)d applications in review.")
+        % {"period": batch.period, "region": batch.region, "n": batch.item_count},
+    )
+    return redirect("batch-detail", pk=batch.pk)
 
 
 @login_required
@@ -203,5 +290,43 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "decided": decided,
             "total": total,
             "progress": round(100 * decided / total) if total else 100,
+            "deadlines": selectors.batch_deadlines(batch),
+            "stragglers": selectors.batch_stragglers(batch),
         },
     )
+
+
+# ---------------------------------------------------------------------------
+# Notifications and the on-time report
+# ---------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def notification_list(request: HttpRequest) -> HttpResponse:
+    page = Paginator(selectors.notifications_for(request.user), 50).get_page(request.GET.get("page"))
+    return render(request, "reviews/notifications.html", {"page": page, "query": ""})
+
+
+@login_required
+@require_POST
+def notifications_read(request: HttpRequest) -> HttpResponse:
+    services.notifications_mark_read(actor=request.user)
+    return redirect("review-notifications")
+
+
+@login_required
+@require_GET
+def on_time_csv(request: HttpRequest) -> HttpResponse:
+    """The reports page's on-time rates as CSV (formula-safe writer), administrators only like the page."""
+    from kernel.tabular import csv_chunks
+    from reviews import panels
+
+    if not roles.has_any_role(request.user, roles.ADMIN):
+        raise PermissionDenied
+    rows = selectors.on_time_rates(request.user, since=panels.on_time_since(panels.report_months(request)))
+    header = [_("dimension"), _("key"), _("name"), _("decided"), _("on time"), _("on-time rate (%)")]
+    body = ([row.dimension, row.key, row.label, row.decided, row.on_time, row.rate] for row in rows)
+    response = HttpResponse(b"".join(csv_chunks(header, body)), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="on_time.csv"'
+    return response

@@ -50,6 +50,11 @@ def _test_settings(tmp_path: Any, settings: Any) -> None:
     settings.MEDIA_ROOT = str(tmp_path / "media")
     # Password hashing is not under test here; the default hasher costs ~0.3 s per user.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # The per-process copies of reference data and tokens (kernel.reference_cache): a test's rows are rolled
+    # back without a signal, and SQLite reuses their ids, so every test starts with none.
+    from kernel import reference_cache
+
+    reference_cache.clear_all()
 
 
 def pdf_upload(name: str = "certificate.pdf", content: bytes = PDF_BYTES) -> SimpleUploadedFile:

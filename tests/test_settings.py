@@ -64,4 +64,42 @@ def test_embedded_broker_without_redis_url():
         text=True,
         timeout=60,
     )
-    assert result.stdout.strip() == "filesystem://", result.stderr
+    assert result.stdout.strip() == "filesystem://localhost/", result.stderr
+
+
+# What a worker's and beat's start-up banners and every queued task do with the broker connection.
+BROKER_CONNECTIONS = """
+import logging, os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+import django
+django.setup()
+from config.celery import app
+
+messages = []
+handler = logging.Handler()
+handler.emit = lambda record: messages.append(record.getMessage())
+logging.getLogger().addHandler(handler)
+logging.getLogger().setLevel(logging.DEBUG)
+
+def connect():
+    for connection in (app.connection_for_write(), app.connection_for_read()):
+        connection.as_uri()
+        connection.clone().as_uri()
+    return sum("No hostname was supplied" in message for message in messages)
+
+print(connect())
+# The form kombu warns about, to show that the check would see the warning.
+app.conf.update(broker_url="filesystem://", broker_read_url="filesystem://", broker_write_url="filesystem://")
+print(connect())
+"""
+
+
+def test_embedded_broker_connections_log_no_hostname_warning():
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    result = subprocess.run(
+        [sys.executable, "-c", BROKER_CONNECTIONS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    ours, without_host = (int(line) for line in result.stdout.split())
+    assert ours == 0
+    assert without_host > 0

@@ -10,7 +10,8 @@ Callers import the public names from here (``from enrollment import services``);
   same transaction" lives in one place.
 - ``persons``: Registering and correcting a person (参保人) and the person-change audit.
 - ``person_status``: Writes of a person's dated status and support categories (参保状态、死亡、脱贫、帮扶类别).
-- ``filing``: Filing an application (备案申请): the eligibility checks, the person lock that holds the concurrent limit.
+- ``filing``: Filing an application (备案申请): the eligibility checks, the person lock that holds the concurrent limit;
+  the filing page's person-plus-application in one transaction.
 - ``diagnosis``: Recording the diagnosis an application rests on: institution, physician title and ICD-10 checks.
 - ``documents``: Documents attached to an application: type and size checks, content-addressed storage.
 - ``lifecycle``: Withdraw, close, resubmit and terminate: the transitions outside the review.
@@ -22,6 +23,8 @@ Callers import the public names from here (``from enrollment import services``);
   based and chunked, with one audit row per change and each (enrollment, offset) reminder created at most once.
 - ``reminders``: Delivering expiry reminders (SMS to the patient, email and in-app list for the clinic) and marking
   them read.
+- ``list_exports``: Rows of a working list's export, logging each person whose full ID number is handed out.
+- ``saved_views``: A user's saved views of the working lists (save, delete; the row is its own record).
 - ``api_tokens``: Every write of API tokens: issue, revoke, record use, and revoke on a password change or
   deactivation.
 """
@@ -63,11 +66,13 @@ from enrollment.services.audit import (
     audit_rows_insert,
     get_system_user,
     lock_application,
+    record_audit,
     run_transition,
     sql_in,
 )
 from enrollment.services.catalogue import (
     catalogue_aliases,
+    catalogue_entry_values,
     catalogue_load,
 )
 from enrollment.services.diagnosis import (
@@ -83,7 +88,11 @@ from enrollment.services.documents import (
     store_document,
 )
 from enrollment.services.filing import (
+    PersonDetails,
+    application_file_with_person,
+    application_insert,
     application_submit,
+    application_submit_by_id_number,
 )
 from enrollment.services.lifecycle import (
     APPLICATION_ACTION_SERVICES,
@@ -94,6 +103,9 @@ from enrollment.services.lifecycle import (
     application_terminate,
     application_withdraw,
     renewal_closed,
+)
+from enrollment.services.list_exports import (
+    application_list_export_rows,
 )
 from enrollment.services.person_status import (
     NOTE_MAX_LENGTH,
@@ -118,6 +130,10 @@ from enrollment.services.reminders import (
 from enrollment.services.renewal import (
     application_renew,
 )
+from enrollment.services.saved_views import (
+    saved_view_delete,
+    saved_view_save,
+)
 from enrollment.services.sweep import (
     SweepResult,
     validity_sweep,
@@ -137,6 +153,7 @@ __all__ = [
     "NOTE_MAX_LENGTH",
     "PENDING_STATES",
     "POVERTY_RELATED",
+    "PersonDetails",
     "PreparedDocument",
     "REFERENCE_MAX_LENGTH",
     "RENEWAL_WITHDRAWN_ON_TERMINATION",
@@ -153,15 +170,20 @@ __all__ = [
     "application_approve",
     "application_close",
     "application_diagnose",
+    "application_file_with_person",
+    "application_insert",
+    "application_list_export_rows",
     "application_renew",
     "application_resubmit",
     "application_submit",
+    "application_submit_by_id_number",
     "application_terminate",
     "application_withdraw",
     "approval_side_effects",
     "audit_entry",
     "audit_rows_insert",
     "catalogue_aliases",
+    "catalogue_entry_values",
     "catalogue_load",
     "categories_lapse_sweep",
     "connect_signals",
@@ -175,6 +197,7 @@ __all__ = [
     "person_categories_replace",
     "person_register",
     "person_status",
+    "record_audit",
     "personal_data_access_record",
     "personal_data_access_record_many",
     "prepare_document",
@@ -184,6 +207,8 @@ __all__ = [
     "renewal_closed",
     "revoke_on_credential_change",
     "run_transition",
+    "saved_view_delete",
+    "saved_view_save",
     "sql_in",
     "status_event_record",
     "status_events_apply_due",

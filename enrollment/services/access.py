@@ -15,7 +15,7 @@ from enrollment.models import (
 from kernel.errors import InvalidInput
 
 # ---------------------------------------------------------------------------
-# Personal-data access log (§10)
+# Personal-data access log (docs/design.md: Access and privacy)
 # ---------------------------------------------------------------------------
 
 ACCESS_REASON_MAX_LENGTH = 500

@@ -24,12 +24,15 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models.signals import post_save, pre_save
+from django.db.models import Q
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from enrollment.models import ApiToken
+from enrollment.models import ApiToken, Institution, StaffProfile
+from kernel import reference_cache
 from kernel.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -105,9 +108,15 @@ def api_tokens_revoke_all(*, user: Any, reason: str) -> int:
 
 
 def api_token_used(*, token: ApiToken, now: dt.datetime) -> None:
-    """Record that ``token`` was used, at most once a LAST_USED_RESOLUTION (authentication calls this)."""
+    """Record that ``token`` was used, at most once a LAST_USED_RESOLUTION (authentication calls this).
+
+    ``token.last_used_at`` is what this process last recorded (authentication holds tokens per process);
+    the UPDATE only writes when the stored value is as old, so several processes serving one client still
+    write once a LAST_USED_RESOLUTION."""
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        ApiToken.objects.filter(pk=token.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION)
+        ).update(last_used_at=now)
         token.last_used_at = now
 
 
@@ -139,7 +148,23 @@ def revoke_on_credential_change(sender: Any, instance: Any, created: bool = Fals
         api_tokens_revoke_all(user=instance, reason="account deactivated")
 
 
+def drop_held_tokens(sender: Any, raw: bool = False, update_fields: Any = None, **_: Any) -> None:
+    """Every process drops the tokens it holds (enrollment.authentication) at its next request: a token
+    was deleted (revoked, replaced, ended by a password change or deactivation), or a user, staff profile,
+    group membership, group or institution changed. A login's ``last_login`` update changes nothing held."""
+    if raw or (update_fields is not None and set(update_fields) <= {"last_login"}):
+        return
+    from enrollment.authentication import TOKEN_CACHE_KEY
+
+    reference_cache.bump(TOKEN_CACHE_KEY)
+
+
 def connect_signals() -> None:
     user_model = get_user_model()
     pre_save.connect(remember_credentials, sender=user_model, dispatch_uid="api_token_remember_credentials")
     post_save.connect(revoke_on_credential_change, sender=user_model, dispatch_uid="api_token_revoke_on_change")
+    for model in (ApiToken, user_model, StaffProfile, Group, Institution):
+        uid = f"api_token_cache_{model._meta.label_lower}"
+        post_save.connect(drop_held_tokens, sender=model, dispatch_uid=uid + "_save")
+        post_delete.connect(drop_held_tokens, sender=model, dispatch_uid=uid + "_delete")
+    m2m_changed.connect(drop_held_tokens, sender=user_model.groups.through, dispatch_uid="api_token_cache_groups")

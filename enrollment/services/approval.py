@@ -22,7 +22,7 @@ from enrollment.services.audit import AuditFields, lock_application, run_transit
 from kernel.errors import RuleViolation
 
 # ---------------------------------------------------------------------------
-# Approval and its validity period (§6)
+# Approval and its validity period (docs/design.md: Validity, renewal and reminders)
 # ---------------------------------------------------------------------------
 
 

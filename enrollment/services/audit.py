@@ -14,14 +14,16 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django_fsm import can_proceed, has_transition_perm
 
+from enrollment import policies, sql
 from enrollment.models import (
     Application,
     AuditEntry,
+    RecordAuditEntry,
 )
 from kernel import roles
-from kernel.errors import InvalidInput, NotPermitted, TransitionRefused
+from kernel.errors import InvalidInput
+from kernel.sql import Fragment, sql_in  # noqa: F401 - sql_in: re-exported (services.sql_in)
 
 User = get_user_model()
 
@@ -72,13 +74,28 @@ def audit_entry(
     )
 
 
-def sql_in(column: str, ids: Sequence[int]) -> tuple[str, list[Any]]:
-    """``column IN (…)`` for a chunk of ids: one array parameter on PostgreSQL, one placeholder each on SQLite."""
-    if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s)", [list(ids)]
-    if not ids:
-        return "1 = 0", []
-    return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
+def record_audit(
+    *,
+    subject: str,
+    subject_id: int | None,
+    action: str,
+    actor: Any,
+    from_state: str = "",
+    to_state: str = "",
+    details: dict[str, Any] | None = None,
+) -> RecordAuditEntry:
+    """The audit row of a change to a record other than an application or a person (the catalogue, a roster
+    import's or a review batch's state). The caller holds the transaction of the change."""
+    return RecordAuditEntry.objects.create(
+        subject=subject,
+        subject_id=subject_id,
+        action=action,
+        from_state=from_state,
+        to_state=to_state,
+        actor=actor,
+        is_system=roles.is_system(actor),
+        details=details or {},
+    )
 
 
 def audit_rows_insert(
@@ -101,24 +118,9 @@ def audit_rows_insert(
     prototype = audit_entry(
         application_id=0, transition=transition, from_state=from_state, to_state=to_state, actor=actor, fields=fields
     )
-    columns: list[str] = []
-    values: list[str] = []
-    constants: list[Any] = []
-    for model_field in AuditEntry._meta.concrete_fields:
-        if model_field.primary_key:
-            continue
-        columns.append(connection.ops.quote_name(model_field.column))
-        if model_field.attname in per_row:
-            values.append(per_row[model_field.attname])
-        else:
-            values.append("%s")
-            constants.append(model_field.get_db_prep_save(getattr(prototype, model_field.attname), connection))
-    sql = (
-        f"INSERT INTO {AuditEntry._meta.db_table} ({', '.join(columns)}) "  # noqa: S608 - names from the model
-        f"SELECT {', '.join(values)} {source}"
-    )
+    statement = sql.audit_rows_insert(prototype=prototype, source=Fragment(source, tuple(params)), per_row=per_row)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*constants, *params])
+        cursor.execute(*statement)
         return cursor.rowcount
 
 
@@ -134,20 +136,9 @@ def run_transition(
 
     The caller holds the transaction and the row lock.
     """
-    method = getattr(application, name)
     from_state = application.state
-    if not can_proceed(method):
-        raise TransitionRefused(
-            _("This application is %(state)s; “%(action)s” is not possible now.")
-            % {"state": application.get_state_display(), "action": name.replace("_", " ")},
-            details={"state": from_state, "transition": name},
-        )
-    if not roles.is_system(actor) and not has_transition_perm(method, actor):
-        raise NotPermitted(
-            _("Your role may not %(action)s an application.") % {"action": name.replace("_", " ")},
-            details={"transition": name},
-        )
-    method(**kwargs)
+    policies.ensure_transition(application, name, actor)
+    getattr(application, name)(**kwargs)
     application.save()
     audit_entry(
         application_id=application.pk,

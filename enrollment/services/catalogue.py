@@ -7,9 +7,9 @@ from typing import Any
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from enrollment.models import (
-    Disease,
-)
+from enrollment import policies
+from enrollment.models import Disease
+from enrollment.services.audit import record_audit
 from kernel.errors import InvalidInput
 
 # ---------------------------------------------------------------------------
@@ -27,35 +27,45 @@ def catalogue_aliases(raw: Any, *, name: str = "") -> list[str]:
     return [alias for alias in dict.fromkeys(a.strip() for a in raw) if alias and alias != name.strip()]
 
 
+def catalogue_entry_values(entry: dict[str, Any]) -> dict[str, Any]:
+    """The Disease field values a catalogue entry sets, with the defaults of a field it leaves out (aliases
+    apart: ``catalogue_aliases``). The loader writes them and interop's diff compares them: one definition."""
+    kind = str(entry["type"])
+    return {
+        "name": entry["name"],
+        "disease_type": kind,
+        "validity_months": int(entry.get("validity_months", 36)),
+        "counts_toward_limit": bool(entry.get("counts_toward_limit", kind == "11")),
+        "min_institution_level": int(entry.get("min_institution_level", 1)),
+        "min_physician_title": int(entry.get("min_physician_title", 2)),
+        "required_documents": list(entry.get("required_documents", ["diagnosis_certificate"])),
+        "review_mode": entry.get("review_mode", "batch"),
+        "icd10_prefixes": list(entry.get("icd10_prefixes", [])),
+        "active": bool(entry.get("active", True)),
+        "cross_province_settlement": bool(entry.get("cross_province_settlement", False)),
+    }
+
+
 def catalogue_load(*, data: dict[str, Any], actor: Any) -> dict[str, int]:
     """Create or update diseases from a catalogue document (enrollment/data/catalogue.json shape).
 
-    Diseases missing from the document are left alone here; retiring them is a reviewed step.
+    Administrators and the system (the load_catalogue command) load it; each load writes one
+    RecordAuditEntry (subject "catalogue") with the codes it created and updated. Diseases missing from the document are
+    left alone here; retiring them is a reviewed step.
     """
     from django.core.exceptions import ValidationError
 
+    policies.ensure_may_maintain_catalogue(actor)
     version = str(data.get("version", "1"))
     entries = data.get("diseases") or []
     if not entries:
         raise InvalidInput(_("The catalogue file lists no diseases."), code="invalid_catalogue")
-    created = updated = 0
+    created: list[str] = []
+    updated: list[str] = []
     with transaction.atomic():
         by_code: dict[str, Disease] = {}
         for entry in entries:
-            values = {
-                "name": entry["name"],
-                "disease_type": str(entry["type"]),
-                "validity_months": int(entry.get("validity_months", 36)),
-                "counts_toward_limit": bool(entry.get("counts_toward_limit", str(entry["type"]) == "11")),
-                "min_institution_level": int(entry.get("min_institution_level", 1)),
-                "min_physician_title": int(entry.get("min_physician_title", 2)),
-                "required_documents": list(entry.get("required_documents", ["diagnosis_certificate"])),
-                "review_mode": entry.get("review_mode", "batch"),
-                "icd10_prefixes": list(entry.get("icd10_prefixes", [])),
-                "active": bool(entry.get("active", True)),
-                "cross_province_settlement": bool(entry.get("cross_province_settlement", False)),
-                "catalogue_version": version,
-            }
+            values = {**catalogue_entry_values(entry), "catalogue_version": version}
             try:
                 values["aliases"] = catalogue_aliases(entry.get("aliases"), name=entry["name"])
             except ValueError:
@@ -75,9 +85,21 @@ def catalogue_load(*, data: dict[str, Any], actor: Any) -> dict[str, int]:
                 )
             disease, was_created = Disease.objects.update_or_create(code=entry["code"], defaults=values)
             by_code[disease.code] = disease
-            created += was_created
-            updated += not was_created
-        for left, right in data.get("exclusive_pairs", []):
+            (created if was_created else updated).append(disease.code)
+        pairs = data.get("exclusive_pairs", [])
+        for left, right in pairs:
             first = by_code.get(left) or Disease.objects.get(code=left)
             first.exclusive_with.add(by_code.get(right) or Disease.objects.get(code=right))
-    return {"created": created, "updated": updated, "version": version}
+        record_audit(
+            subject="catalogue",
+            subject_id=None,
+            action="catalogue_loaded",
+            actor=actor,
+            details={
+                "version": version,
+                "created": created,
+                "updated": updated,
+                "exclusive_pairs": [list(pair) for pair in pairs],
+            },
+        )
+    return {"created": len(created), "updated": len(updated), "version": version}

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from enrollment import policies
 from enrollment.models import (
     Application,
     DocumentType,
@@ -18,8 +19,7 @@ from enrollment.models import (
 )
 from enrollment.services.audit import AuditFields, lock_application, run_transition
 from enrollment.services.documents import StoredFiles, prepare_document, store_document
-from kernel import roles
-from kernel.errors import InvalidInput, NotPermitted, RuleViolation
+from kernel.errors import InvalidInput, RuleViolation
 
 # ---------------------------------------------------------------------------
 # Diagnosis
@@ -36,49 +36,18 @@ def application_diagnose(
     documents: Sequence[tuple[str, UploadedFile]] = (),
 ) -> Application:
     """A physician of a may-diagnose institution records the diagnosis the application rests on."""
-    physician = physician or getattr(actor, "physician", None)
-    if physician is None:
-        raise NotPermitted(_("Only a registered physician records a diagnosis."), code="physician_not_qualified")
+    physician = policies.diagnosing_physician(actor, physician)
     if diagnosis_date > timezone.localdate():
         raise InvalidInput(_("The diagnosis date cannot be in the future."), details={"field": "diagnosis_date"})
     prepared = [prepare_document(doc_type, upload) for doc_type, upload in documents]
     with StoredFiles() as files, transaction.atomic():
         application = lock_application(application_id)
         disease = application.disease
-        institution = physician.institution
         if diagnosis_date < application.person.birth_date:
             raise InvalidInput(
                 _("The diagnosis date is before the person's birth."), details={"field": "diagnosis_date"}
             )
-        if physician.user_id and physician.user_id != actor.pk and not roles.has_any_role(actor, roles.ADMIN):
-            raise NotPermitted(_("A physician records only their own diagnoses."))
-        if institution.pk not in (application.treating_institution_id, application.filing_institution_id):
-            raise NotPermitted(_("The physician does not work at the treating institution of this application."))
-        if not institution.may_diagnose or institution.level < disease.min_institution_level:
-            raise RuleViolation(
-                _(
-                    "%(inst)s (level %(level)s) may not diagnose %(disease)s: "
-                    "level %(min)s or above with diagnosing rights is required."
-                )
-                % {
-                    "inst": institution.name,
-                    "level": institution.level,
-                    "disease": disease,
-                    "min": disease.min_institution_level,
-                },
-                code="institution_not_qualified",
-            )
-        if physician.title < disease.min_physician_title:
-            raise RuleViolation(
-                _("%(disease)s must be diagnosed by a %(title)s or above; %(name)s is a %(has)s.")
-                % {
-                    "disease": disease,
-                    "title": disease.get_min_physician_title_display(),
-                    "name": physician.name,
-                    "has": physician.get_title_display(),
-                },
-                code="physician_not_qualified",
-            )
+        policies.ensure_physician_may_diagnose(application, actor, physician)
         if not disease.supports_icd10(icd10_code):
             raise RuleViolation(
                 _("ICD-10 code %(code)s does not support %(disease)s (expected a code starting with %(prefixes)s).")

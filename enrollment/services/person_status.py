@@ -8,7 +8,7 @@ its own audit row). The coverage answer reads what these write (enrollment/cover
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,10 @@ TERMINATION_FOR_EVENT = {
 PENDING_STATES: tuple[str, ...] = (State.SUBMITTED, State.DIAGNOSED, State.IN_REVIEW, State.RETURNED)
 REFERENCE_MAX_LENGTH = 100
 NOTE_MAX_LENGTH = 500
+# Called inside the transaction that recognises support categories, as ``hook(person=…, periods=[PersonCategory,
+# …], actor=…)`` with the periods it created. Other apps register from their AppConfig.ready() (assistance:
+# retroactive assistance for the costs settled before the recognition).
+CATEGORY_RECORDED_HOOKS: list[Callable[..., None]] = []
 
 
 def person_audit(*, person: Person, action: str, actor: Any, details: dict[str, Any]) -> PersonAuditEntry:
@@ -418,10 +422,15 @@ def _replace_categories(
         cause={"replaced_by": source, "reference": reference},
     )
     added = sorted(set(categories) - held)
-    for category in added:
+    created = [
         PersonCategory.objects.create(
             person=person, category=category, valid_from=as_of, source=source, reference=reference
         )
+        for category in added
+    ]
+    if created:
+        for hook in CATEGORY_RECORDED_HOOKS:
+            hook(person=person, periods=created, actor=actor)
     if added or dropped:
         person_audit(
             person=person,

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from enrollment import notifications, selectors
+from enrollment import notifications, policies, selectors
 from enrollment.idnumbers import parse_id_number
 from enrollment.models import (
     InsuranceType,
@@ -43,6 +43,7 @@ def person_register(
     keeps what is stored (a new person gets resident insurance and empty details), so a caller
     that only knows the name and region never wipes an insurance number or phone on record.
     """
+    policies.ensure_may_register_person(actor)
     parsed = parse_id_number(id_number)
     name = (name or "").strip()
     if not name:

@@ -7,11 +7,9 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
-from enrollment import selectors
+from enrollment import policies, selectors
 from enrollment.models import (
-    ACTIVE_STATES,
     Application,
     ApplicationKind,
     Institution,
@@ -21,10 +19,9 @@ from enrollment.models import (
 )
 from enrollment.services.audit import AuditFields, get_system_user, lock_application, run_transition
 from enrollment.services.filing import application_submit
-from kernel.errors import RuleViolation, TransitionRefused
 
 # ---------------------------------------------------------------------------
-# Renewal (复审), the daily validity sweep and expiry reminders (§6)
+# Renewal (复审), the daily validity sweep and expiry reminders (docs/design.md: Validity, renewal and reminders)
 # ---------------------------------------------------------------------------
 
 
@@ -43,40 +40,8 @@ def application_renew(
     today = timezone.localdate()
     with transaction.atomic():
         previous = lock_application(application_id)
-        if previous.state not in (State.APPROVED, State.EXPIRING, State.EXPIRED):
-            raise TransitionRefused(
-                _("Application #%(id)s is %(state)s; only an approved or expired enrollment can be renewed.")
-                % {"id": previous.pk, "state": previous.get_state_display()},
-                code="renewal_not_possible",
-                details={"state": previous.state},
-            )
-        if previous.valid_until is None:
-            raise RuleViolation(
-                _("%(disease)s is approved long-term; it needs no renewal.") % {"disease": previous.disease},
-                code="renewal_not_needed",
-            )
+        policies.ensure_renewal_open(actor, previous, today=today)
         policy = selectors.policy_for_region(previous.region)
-        opens_on = previous.valid_until - dt.timedelta(days=policy.renewal_window_days)
-        if today < opens_on:
-            raise RuleViolation(
-                _("Renewal of application #%(id)s opens on %(date)s (%(days)d days before it ends on %(end)s).")
-                % {
-                    "id": previous.pk,
-                    "date": opens_on.isoformat(),
-                    "days": policy.renewal_window_days,
-                    "end": previous.valid_until.isoformat(),
-                },
-                code="renewal_too_early",
-                details={"opens_on": opens_on.isoformat(), "valid_until": previous.valid_until.isoformat()},
-            )
-        pending = previous.renewals.filter(state__in=ACTIVE_STATES).first()
-        if pending is not None:
-            raise RuleViolation(
-                _("Renewal #%(renewal)s of application #%(id)s is already %(state)s.")
-                % {"renewal": pending.pk, "id": previous.pk, "state": pending.get_state_display()},
-                code="renewal_pending",
-                details={"application": pending.pk},
-            )
         lapsed = previous.state == State.EXPIRED or today > previous.valid_until + dt.timedelta(days=policy.grace_days)
         if lapsed and previous.state != State.EXPIRED:
             # The sweep has not reached it yet (a missed night): apply its rule to this row now, so

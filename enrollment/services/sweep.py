@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from enrollment import notifications
+from enrollment import notifications, sql
 from enrollment.models import (
     ACTIVE_STATES,
     COVERING_STATES,
@@ -30,10 +30,12 @@ from enrollment.models import (
     StaffProfile,
     State,
 )
-from enrollment.services.audit import AuditFields, audit_rows_insert, sql_in
+from enrollment.services.audit import AuditFields, audit_rows_insert
 from enrollment.services.lifecycle import application_close
 from kernel import roles
 from kernel.errors import NotPermitted
+from kernel.sql import chunks, compiled, db_value
+from kernel.task_queue import enqueue
 
 
 @dataclass
@@ -102,19 +104,6 @@ def _candidate_ids(queryset: Any) -> array[int]:
     return array("q", queryset.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=10_000))
 
 
-def _chunks(ids: array[int], size: int) -> Iterable[list[int]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size].tolist()
-
-
-def _compiled(queryset: Any) -> tuple[str, tuple[Any, ...]]:
-    return queryset.values("pk").query.get_compiler(connection=connection).as_sql()
-
-
-def _db_value(model: Any, name: str, value: Any) -> Any:
-    return model._meta.get_field(name).get_db_prep_save(value, connection)
-
-
 def _sweep_transition(
     *,
     candidates: Any,
@@ -124,7 +113,6 @@ def _sweep_transition(
     actor: Any,
     day: dt.date,
     chunk_size: int,
-    set_ended_on: bool = False,
 ) -> int:
     """Move every candidate to ``to_state`` in chunks: one transaction per chunk, in which one
     ``UPDATE … RETURNING id`` per source state moves the rows that still qualify (the candidate
@@ -133,24 +121,25 @@ def _sweep_transition(
     rows. A crash loses at most the chunk in progress, which the next run picks up."""
     fields = AuditFields(details={"sweep_date": day.isoformat()})
     changed_total = 0
-    for chunk in _chunks(_candidate_ids(candidates), chunk_size):
+    for chunk in chunks(_candidate_ids(candidates), chunk_size):
         with transaction.atomic():
-            updated_at = _db_value(Application, "updated_at", timezone.now())
+            updated_at = db_value(Application, "updated_at", timezone.now())
             for source in sources:
-                subquery, sub_params = _compiled(candidates.filter(pk__in=chunk, state=source))
-                ended_on = ", ended_on = valid_until" if set_ended_on else ""
+                statement = sql.sweep_transition_update(
+                    transition=transition,
+                    source_state=source,
+                    to_state=to_state,
+                    updated_at=updated_at,
+                    candidates=compiled(candidates.filter(pk__in=chunk, state=source)),
+                )
                 with connection.cursor() as cursor:
-                    cursor.execute(
-                        f"UPDATE enrollment_application SET state = %s, updated_at = %s{ended_on} "
-                        f"WHERE state = %s AND id IN ({subquery}) RETURNING id",
-                        [to_state, updated_at, source, *sub_params],
-                    )
+                    cursor.execute(*statement)
                     moved = [row[0] for row in cursor.fetchall()]
                 if not moved:
                     continue
-                where, params = sql_in("a.id", moved)
+                rows, params = sql.applications_by_id(moved)
                 audit_rows_insert(
-                    source=f"FROM enrollment_application a WHERE {where}",
+                    source=rows,
                     params=params,
                     transition=transition,
                     from_state=source,
@@ -166,7 +155,7 @@ def _sweep_transition(
 def validity_sweep(
     *, day: dt.date | None = None, actor: Any, chunk_size: int | None = None, enqueue: bool = True
 ) -> SweepResult:
-    """The daily sweep (DESIGN §6), for ``day`` (default today, Asia/Shanghai).
+    """The daily sweep (docs/design.md: Validity, renewal and reminders), for ``day`` (default today, Asia/Shanghai).
 
     1. approved/expiring → expired once ``valid_until + grace`` has passed, unless a renewal is
        pending (benefits continue while it is);
@@ -203,7 +192,6 @@ def validity_sweep(
             actor=actor,
             day=day,
             chunk_size=chunk_size,
-            set_ended_on=True,
         )
         result.expiring += _sweep_transition(
             candidates=covering.filter(
@@ -244,10 +232,8 @@ def _hand_over(reminder_ids: list[int], result: SweepResult, enqueue: bool) -> N
 
 
 def _enqueue_sends(reminder_ids: list[int]) -> None:
-    from enrollment import tasks  # tasks import services: imported late
-
     for reminder_id in reminder_ids:
-        tasks.send_reminder.delay(reminder_id)
+        enqueue("enrollment.tasks.send_reminder", reminder_id)  # by name: the tasks module imports this one
 
 
 def _undiagnosed_renewals(
@@ -418,7 +404,7 @@ def _refresh_reminder_statistics(*, inserted: int) -> None:
     """
     if connection.vendor == "postgresql" and inserted >= settings.REMINDER_ANALYZE_AFTER_ROWS:
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE enrollment_reminder")
+            cursor.execute(*sql.analyze_reminders())
 
 
 def _clinic_emails(institution_ids: Iterable[int], known: dict[int, str]) -> None:
@@ -440,48 +426,6 @@ def _clinic_emails(institution_ids: Iterable[int], known: dict[int, str]) -> Non
         known[pk] = ",".join(found.get(pk, []))
 
 
-def _reminder_dates_sql(day: dt.date, offset: int) -> tuple[str, list[Any]]:
-    """The only database-specific part of the reminder SQL: ``valid_until`` as ``YYYY-MM-DD`` text,
-    the days left until it and the due date of the offset, as columns of the enrollment ``a``."""
-    if connection.vendor == "postgresql":
-        sql = (
-            "to_char(a.valid_until, 'YYYY-MM-DD') AS date_text, (a.valid_until - CAST(%s AS date)) AS days_left, "
-            "(a.valid_until - CAST(%s AS integer)) AS due_on"
-        )
-    else:
-        sql = (
-            "a.valid_until AS date_text, CAST(julianday(a.valid_until) - julianday(%s) AS integer) AS days_left, "
-            "date(a.valid_until, '-' || CAST(%s AS text) || ' days') AS due_on"
-        )
-    return sql, [day.isoformat(), offset]
-
-
-def _reminder_text_slots() -> dict[notifications.Slot, str]:
-    """SQL for every slot of the reminder templates (``notifications.render_sql``), over the columns of
-    the enrollment row ``b`` built in ``_reminder_rows``: the SQL twin of ``chinese_date``,
-    ``_days_phrase`` and ``mask_id_number`` (tests/enrollment/test_reminders.py holds them equal)."""
-    number = "CAST(CAST(substr(b.date_text, {start}, {length}) AS integer) AS text)"
-    return {
-        notifications.Slot.DISEASE: "b.disease_name",
-        notifications.Slot.CLINIC: "b.clinic_name",
-        notifications.Slot.PERSON: "b.person_name",
-        notifications.Slot.MASKED_ID: (
-            "CASE WHEN length(b.id_number) <= 7 THEN substr('*******', 1, length(b.id_number)) "
-            "ELSE substr(b.id_number, 1, 3) || substr('***********', 1, length(b.id_number) - 7) "
-            "|| substr(b.id_number, length(b.id_number) - 3) END"
-        ),
-        notifications.Slot.APPLICATION: "CAST(b.application_id AS text)",
-        notifications.Slot.VALID_UNTIL: (
-            f"{number.format(start=1, length=4)} || '年' || {number.format(start=6, length=2)} || '月' || "
-            f"{number.format(start=9, length=2)} || '日'"
-        ),
-        notifications.Slot.DAYS_PHRASE: (
-            "CASE WHEN b.days_left > 0 THEN '还有' || CAST(b.days_left AS text) || '天到期' "
-            "WHEN b.days_left = 0 THEN '今天到期' ELSE '已经到期' END"
-        ),
-    }
-
-
 def _reminder_rows(
     *,
     candidates: Any,
@@ -498,92 +442,21 @@ def _reminder_rows(
     new SMS and e-mail rows to send (only what this run inserted: a concurrent run hands over its own)."""
     count = 0
     to_send: list[list[int]] = []
-    slots = _reminder_text_slots()
-    texts = [notifications.render_sql(template, slots) for template in templates]
-    dates_sql, dates_params = _reminder_dates_sql(day, offset)
-    sms, email, in_app = ReminderChannel.SMS, ReminderChannel.EMAIL, ReminderChannel.IN_APP
-    for chunk in _chunks(_candidate_ids(candidates), chunk_size):
+    sms, email = ReminderChannel.SMS, ReminderChannel.EMAIL
+    for chunk in chunks(_candidate_ids(candidates), chunk_size):
         institution_of = dict(Application.objects.filter(pk__in=chunk).values_list("pk", "filing_institution_id"))
         _clinic_emails(institution_of.values(), emails)
-        with_emails = sorted({pk for pk in institution_of.values() if emails[pk]})
-        if with_emails:
-            emails_sql = f"CASE a.filing_institution_id {' '.join(['WHEN %s THEN %s'] * len(with_emails))} ELSE '' END"
-        else:
-            emails_sql = "''"
-        emails_params = [value for pk in with_emails for value in (pk, emails[pk])]
-        subquery, sub_params = _compiled(candidates.filter(pk__in=chunk))
-        now = _db_value(Reminder, "created_at", timezone.now())
-        if skipped_for is None:
-            status = "CASE WHEN ch.channel = %s THEN %s WHEN ch.recipient = '' THEN %s ELSE %s END"
-            status_params = [in_app, ReminderStatus.SENT, ReminderStatus.SKIPPED, ReminderStatus.PENDING]
-            error, error_params = "CASE WHEN ch.channel = %s THEN '' ELSE ch.missing END", [in_app]
-            sent_at, sent_at_params = "CASE WHEN ch.channel = %s THEN %s END", [in_app, now]
-        else:
-            status, status_params = "%s", [ReminderStatus.SKIPPED]
-            error, error_params = "%s", [f"superseded by the {skipped_for}-day reminder"]
-            sent_at, sent_at_params = "NULL", []
-        # Placeholders in text order: outer select list, channel columns, texts, enrollment columns,
-        # its WHERE, the channel list.
-        sql = f"""
-            INSERT INTO enrollment_reminder
-                (application_id, offset_days, channel, due_on, valid_until, status, institution_id, recipient,
-                 subject, message, attempts, last_error, created_at, updated_at, sent_at)
-            SELECT ch.application_id, %s, ch.channel, ch.due_on, ch.valid_until, {status}, ch.institution_id,
-                ch.recipient, ch.subject, ch.message, 0, {error}, %s, %s, {sent_at}
-            FROM (
-                SELECT t.application_id, t.valid_until, t.institution_id, t.due_on, c.channel,
-                    CASE c.channel WHEN %s THEN t.phone WHEN %s THEN t.emails ELSE '' END AS recipient,
-                    CASE c.channel WHEN %s THEN '' ELSE t.clinic_subject END AS subject,
-                    CASE c.channel WHEN %s THEN t.sms ELSE t.body END AS message,
-                    CASE WHEN c.channel = %s AND t.phone = '' THEN %s
-                         WHEN c.channel = %s AND t.emails = '' THEN %s ELSE '' END AS missing
-                FROM (
-                    SELECT b.application_id, b.valid_until, b.institution_id, b.due_on, b.phone, b.emails,
-                        {texts[0][0]} AS sms, {texts[1][0]} AS clinic_subject, {texts[2][0]} AS body
-                    FROM (
-                        SELECT a.id AS application_id, a.valid_until, a.filing_institution_id AS institution_id,
-                            {dates_sql}, trim(p.phone) AS phone, {emails_sql} AS emails, d.name AS disease_name,
-                            i.name AS clinic_name, p.name AS person_name, p.id_number
-                        FROM enrollment_application a
-                        JOIN enrollment_person p ON p.id = a.person_id
-                        JOIN enrollment_disease d ON d.id = a.disease_id
-                        JOIN enrollment_institution i ON i.id = a.filing_institution_id
-                        WHERE a.id IN ({subquery})
-                    ) b
-                ) t
-                CROSS JOIN (SELECT %s AS channel UNION ALL SELECT %s UNION ALL SELECT %s) c
-            ) ch
-            WHERE ch.application_id IS NOT NULL
-            ON CONFLICT DO NOTHING
-            RETURNING id, application_id, channel, status
-        """  # noqa: S608 - table names and SQL fragments are ours; every value is a parameter
-        params = [
-            offset,
-            *status_params,
-            *error_params,
-            now,
-            now,
-            *sent_at_params,
-            sms,
-            email,
-            sms,
-            sms,
-            sms,
-            "no mobile number on file",
-            email,
-            "no clinic staff e-mail address",
-            *texts[0][1],
-            *texts[1][1],
-            *texts[2][1],
-            *dates_params,
-            *emails_params,
-            *sub_params,
-            sms,
-            email,
-            in_app,
-        ]
+        statement = sql.reminder_rows(
+            candidates=compiled(candidates.filter(pk__in=chunk)),
+            offset=offset,
+            day=day,
+            now=db_value(Reminder, "created_at", timezone.now()),
+            emails={pk: emails[pk] for pk in set(institution_of.values())},
+            templates=templates,
+            skipped_for=skipped_for,
+        )
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(*statement)
             inserted = cursor.fetchall()
         count += len({application_id for _pk, application_id, _channel, _status in inserted})
         if skipped_for is None:

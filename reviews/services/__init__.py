@@ -13,6 +13,9 @@ applications with a queryset update and bulk-inserts their audit rows, chunk by 
 - ``immediate``: Immediate mode (即时办结): a center officer approves right after the diagnosis, without waiting for the
   batch.
 - ``closing``: An application the system closed (status events) leaves the queue.
+- ``deadlines``: Stage due dates in working days and the daily escalation of overdue items.
+- ``supplements``: 补正 requests: the clinic's checklist, the paused clock, the reminder and the withdrawal.
+- ``notify``: In-app notifications and their e-mail copies.
 """
 
 from __future__ import annotations
@@ -20,10 +23,14 @@ from __future__ import annotations
 from reviews.services.assembly import (
     batch_assemble,
     batch_close_if_done,
-    batches_assemble_due,
 )
 from reviews.services.closing import (
     review_items_close_for,
+)
+from reviews.services.deadlines import (
+    EscalationResult,
+    escalate_overdue,
+    item_stage_due_on,
 )
 from reviews.services.decisions import (
     BulkResult,
@@ -34,19 +41,47 @@ from reviews.services.decisions import (
 )
 from reviews.services.immediate import (
     application_approve_immediately,
+    application_reject_immediately,
+    application_return_immediately,
+    ensure_immediate_decision,
+    may_decide_immediately,
+)
+from reviews.services.notify import (
+    notifications_mark_read,
+    notify,
 )
 from reviews.services.queues import (
     queue_claim,
     queue_release,
 )
+from reviews.services.supplements import (
+    SweepResult,
+    supplement_open,
+    supplement_remind,
+    supplement_withdraw_unanswered,
+    supplements_sweep,
+)
 
 __all__ = [
     "BulkResult",
     "DecisionInput",
+    "EscalationResult",
+    "SweepResult",
     "application_approve_immediately",
+    "application_reject_immediately",
+    "application_return_immediately",
+    "ensure_immediate_decision",
+    "escalate_overdue",
+    "item_stage_due_on",
+    "may_decide_immediately",
+    "notifications_mark_read",
+    "notify",
+    "supplement_open",
+    "supplement_remind",
+    "supplement_withdraw_unanswered",
+    "supplements_sweep",
     "batch_assemble",
     "batch_close_if_done",
-    "batches_assemble_due",
     "ensure_separation_of_duties",
     "queue_claim",
     "queue_release",

@@ -19,17 +19,19 @@ from enrollment.models import Application, Disease, Region, State
 from enrollment.services import (
     AuditFields,
     audit_rows_insert,
-    sql_in,
+    get_system_user,
+    record_audit,
 )
 from kernel import roles
 from kernel.errors import InvalidInput, NotPermitted
-from reviews import selectors
+from reviews import deadlines, selectors, sql
 from reviews.models import (
     BatchState,
     Outcome,
     ReviewBatch,
     ReviewItem,
 )
+from reviews.workdays import WorkCalendar
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +66,11 @@ def batch_assemble(
     (never later than now).
     """
     if not roles.is_system(actor):
-        raise NotPermitted(_("Only the system assembles review batches."))
+        allowed = selectors.assembly_region_ids(actor)
+        if allowed is not None and region_id not in allowed:
+            raise NotPermitted(
+                _("Only the system, the region's centre officers and administrators assemble its batch.")
+            )
     period = _parse_period(period)
     region = Region.objects.get(pk=region_id)
     if cutoff is None:
@@ -94,7 +100,7 @@ def batch_assemble(
             and not selectors.assembly_candidates(region_id=batch.region_id, cutoff=batch.cutoff).exists()
         ):
             batch.assembled_at = timezone.now()
-            batch.state = BatchState.REVIEWING
+            batch_state_change(batch=batch, to_state=BatchState.REVIEWING, actor=actor, action="assembled")
             batch.save(update_fields=["assembled_at", "state"])
     batch_close_if_done(batch_id=batch.pk)
     batch.refresh_from_db()
@@ -142,39 +148,48 @@ def _insert_review_items(*, batch: ReviewBatch, ids: list[int], queued_at: dt.da
     """One ``INSERT … SELECT`` of the chunk's review items: round = the application's last round + 1,
     stages = its disease's own or its type's default (the few diseases of the chunk, decided here)."""
     stages_field = ReviewItem._meta.get_field("stages")
-    by_disease = {
-        pk: list(own) if own else selectors.stages_for_type(disease_type)
-        for pk, disease_type, own in Disease.objects.filter(applications__pk__in=ids)
-        .distinct()
-        .values_list("pk", "disease_type", "review_stages")
-    }
-    case = " ".join("WHEN %s THEN %s" for _pk in by_disease)
-    stages_params = [
-        value for pk, stages in by_disease.items() for value in (pk, stages_field.get_db_prep_save(stages, connection))
-    ]
-    stage_params = [value for pk, stages in by_disease.items() for value in (pk, stages[0])]
-    where, where_params = sql_in("a.id", ids)
-    sql = (
-        "INSERT INTO reviews_reviewitem "
-        "(batch_id, application_id, region_id, round, stages, stage, outcome, queued_at) "
-        "SELECT %s, a.id, %s, "
-        "COALESCE((SELECT MAX(r.round) FROM reviews_reviewitem r WHERE r.application_id = a.id), 0) + 1, "
-        f"CASE a.disease_id {case} END, CASE a.disease_id {case} END, %s, %s "
-        f"FROM enrollment_application a WHERE {where}"
+    rows = list(
+        Disease.objects.filter(applications__pk__in=ids).distinct().values_list("pk", "disease_type", "review_stages")
     )
-    queued_at_value = ReviewItem._meta.get_field("queued_at").get_db_prep_save(queued_at, connection)
-    params = [batch.pk, batch.region_id, *stages_params, *stage_params, Outcome.PENDING, queued_at_value, *where_params]
+    by_disease = {pk: list(own) if own else selectors.stages_for_type(disease_type) for pk, disease_type, own in rows}
+    # The first stage's due date (working days from now), per disease: the chunk shares region and queued_at.
+    calendar = WorkCalendar()
+    limits = deadlines.time_limits_for(batch.region)
+    due_field = ReviewItem._meta.get_field("due_on")
+    due_on = {
+        pk: due_field.get_db_prep_save(
+            deadlines.stage_due_on(
+                calendar,
+                limits=limits,
+                disease_type=disease_type,
+                stage=by_disease[pk][0],
+                entered=queued_at,
+            ),
+            connection,
+        )
+        for pk, disease_type, _own in rows
+    }
+    statement = sql.review_items_insert(
+        batch_id=batch.pk,
+        region_id=batch.region_id,
+        ids=ids,
+        stages_by_disease={pk: stages_field.get_db_prep_save(stages, connection) for pk, stages in by_disease.items()},
+        first_stage_by_disease={pk: stages[0] for pk, stages in by_disease.items()},
+        due_on_by_disease=due_on,
+        outcome=Outcome.PENDING,
+        queued_at=ReviewItem._meta.get_field("queued_at").get_db_prep_save(queued_at, connection),
+    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(*statement)
         return cursor.rowcount
 
 
 def _insert_enqueue_audit_rows(*, batch: ReviewBatch, ids: list[int], actor: Any) -> int:
     """The chunk's ``enqueue`` audit rows, each with the stage its new review item waits at."""
-    where, where_params = sql_in("i.application_id", ids)
+    source, params = sql.batch_items_of(batch_id=batch.pk, ids=ids)
     return audit_rows_insert(
-        source=f"FROM reviews_reviewitem i WHERE i.batch_id = %s AND {where}",
-        params=[batch.pk, *where_params],
+        source=source,
+        params=params,
         transition="enqueue",
         from_state=State.DIAGNOSED,
         to_state=State.IN_REVIEW,
@@ -184,22 +199,40 @@ def _insert_enqueue_audit_rows(*, batch: ReviewBatch, ids: list[int], actor: Any
     )
 
 
-def batches_assemble_due(*, day: dt.date, actor: Any) -> list[selectors.DueBatch]:
-    """Assemble every batch due on ``day`` in this process (the task fans out instead)."""
-    due = selectors.due_batches(day)
-    for item in due:
-        batch_assemble(region_id=item.region_id, period=item.period, actor=actor)
-    return due
+def batch_state_change(*, batch: ReviewBatch, to_state: str, actor: Any, action: str) -> None:
+    """A batch's state moves only here, with its audit row (the caller holds the lock and the transaction)."""
+    record_audit(
+        subject="review_batch",
+        subject_id=batch.pk,
+        action=action,
+        actor=actor,
+        from_state=batch.state,
+        to_state=to_state,
+        details={"region": batch.region_id, "period": batch.period},
+    )
+    batch.state = to_state
 
 
 def batch_close_if_done(*, batch_id: int) -> bool:
-    """Close an assembled batch whose every item is decided. One statement: safe to call any time."""
+    """Close an assembled batch whose every item is decided. One conditional statement (compare-and-set on the
+    state): safe to call any time; the audit row goes with it, by the system."""
     from django.db.models import Exists, OuterRef
 
     pending = ReviewItem.objects.filter(batch_id=OuterRef("pk"), outcome=Outcome.PENDING)
-    closed = (
-        ReviewBatch.objects.filter(pk=batch_id, state=BatchState.REVIEWING, assembled_at__isnull=False)
-        .exclude(Exists(pending))
-        .update(state=BatchState.CLOSED, closed_at=timezone.now())
-    )
+    with transaction.atomic():
+        closed = (
+            ReviewBatch.objects.filter(pk=batch_id, state=BatchState.REVIEWING, assembled_at__isnull=False)
+            .exclude(Exists(pending))
+            .update(state=BatchState.CLOSED, closed_at=timezone.now())
+        )
+        if closed:
+            record_audit(
+                subject="review_batch",
+                subject_id=batch_id,
+                action="closed",
+                actor=get_system_user(),
+                from_state=BatchState.REVIEWING,
+                to_state=BatchState.CLOSED,
+                details={"reason": "every item decided"},
+            )
     return bool(closed)

@@ -17,6 +17,7 @@ from enrollment.models import Application, ApplicationKind, InsuranceType, State
 from enrollment.services import (
     AuditFields,
     application_approve,
+    application_insert,
     audit_entry,
     get_system_user,
     lock_application,
@@ -31,44 +32,16 @@ from reviews.models import (
     Outcome,
     RejectReason,
     ReviewItem,
-    Stage,
     StageDecision,
 )
+from reviews.policies import ensure_separation_of_duties
+from reviews.services import supplements
 from reviews.services.assembly import batch_close_if_done
+from reviews.services.deadlines import item_stage_due_on
 
 # ---------------------------------------------------------------------------
 # Stage decisions
 # ---------------------------------------------------------------------------
-
-
-def ensure_separation_of_duties(*, application: Application, actor: Any, stage: str) -> None:
-    """The same person may not decide two stages of one application, nor one they filed or diagnosed."""
-    if application.filed_by_id == actor.pk:
-        raise RuleViolation(
-            _("You filed this application, so you may not review it."),
-            code="separation_of_duties",
-            details={"rule": "filed_by"},
-        )
-    physician_user = application.physician.user_id if application.physician_id else None
-    if actor.pk in (application.diagnosed_by_id, physician_user):
-        raise RuleViolation(
-            _("You recorded the diagnosis of this application, so you may not review it."),
-            code="separation_of_duties",
-            details={"rule": "diagnosed_by"},
-        )
-    other = (
-        StageDecision.objects.filter(application=application, decided_by=actor)
-        .exclude(stage=stage)
-        .values_list("stage", flat=True)
-        .first()
-    )
-    if other:
-        raise RuleViolation(
-            _("You already decided the %(other)s stage of this application; another reviewer decides %(stage)s.")
-            % {"other": Stage(other).label if other in Stage.values else other, "stage": stage},
-            code="separation_of_duties",
-            details={"rule": "two_stages", "decided_stage": other},
-        )
 
 
 @dataclass
@@ -77,6 +50,7 @@ class DecisionInput:
     reason_code: str = ""
     reason: str = ""
     two_diseases: bool = False
+    supplement_codes: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         if self.decision not in Decision.values:
@@ -97,7 +71,11 @@ class DecisionInput:
                 raise InvalidInput(
                     _("Explain the rejection in a sentence the applicant can read."), details={"field": "reason"}
                 )
-        if self.decision == Decision.RETURN and not self.reason:
+        if self.decision == Decision.RETURN:
+            self.supplement_codes = supplements.clean_codes(self.supplement_codes, self.reason)
+        elif self.supplement_codes:
+            raise InvalidInput(_("A 补正 checklist goes with a return only."), details={"field": "supplement_codes"})
+        if self.decision == Decision.RETURN and not self.reason and not self.supplement_codes:
             raise InvalidInput(
                 _("Say what is missing, so that the clinic can complete the application."),
                 details={"field": "reason"},
@@ -118,13 +96,20 @@ def review_decide(
     reason_code: str = "",
     reason: str = "",
     two_diseases: bool = False,
+    supplement_codes: Sequence[str] = (),
 ) -> ReviewItem:
     """Decide the stage a claimed item waits at.
 
     Approve moves it to the next stage, or approves the application at the last stage (validity set
     by application_approve); reject or return ends the review at any stage.
     """
-    data = DecisionInput(decision=decision, reason_code=reason_code, reason=reason, two_diseases=two_diseases)
+    data = DecisionInput(
+        decision=decision,
+        reason_code=reason_code,
+        reason=reason,
+        two_diseases=two_diseases,
+        supplement_codes=list(supplement_codes),
+    )
     data.validate()
     with transaction.atomic():
         try:
@@ -152,6 +137,7 @@ def review_decide(
             reason=data.reason,
             decided_by=actor,
             decided_at=now,
+            due_on=item.due_on,
         )
         try:
             with transaction.atomic():
@@ -163,7 +149,11 @@ def review_decide(
             reason=data.reason,
             batch_id=item.batch_id,
             stage=item.stage,
-            details={"round": item.round, "decision": data.decision},
+            details={
+                "round": item.round,
+                "decision": data.decision,
+                **({"supplement_codes": data.supplement_codes} if data.decision == Decision.RETURN else {}),
+            },
         )
         next_stage = item.next_stage()
         if data.decision == Decision.APPROVE and next_stage is not None:
@@ -178,9 +168,10 @@ def review_decide(
             ).save()
             item.stage = next_stage
             item.queued_at = now
+            item.due_on = item_stage_due_on(application=application, stage=next_stage, entered=now)
             item.claimed_by = None
             item.lease_expires_at = None
-            item.save(update_fields=["stage", "queued_at", "claimed_by", "lease_expires_at"])
+            item.save(update_fields=["stage", "queued_at", "due_on", "claimed_by", "lease_expires_at"])
             return item
         if data.decision == Decision.APPROVE:
             application_approve(application_id=application.pk, actor=actor, audit=audit)
@@ -201,7 +192,14 @@ def review_decide(
                 record.save(update_fields=["two_diseases_application"])
         else:
             run_transition(
-                application=application, name="return_for_information", actor=actor, audit=audit, missing=data.reason
+                application=application,
+                name="return_for_information",
+                actor=actor,
+                audit=audit,
+                missing=supplements.clinic_text(data.supplement_codes, data.reason),
+            )
+            supplements.supplement_open(
+                application=application, decision=record, codes=data.supplement_codes, note=data.reason, actor=actor
             )
             item.outcome = Outcome.RETURNED
         item.decided_at = now
@@ -280,23 +278,14 @@ def _enrol_two_diseases(*, rejected: Application, actor: Any, audit: AuditFields
         region=rejected.region,
         filed_by=actor,
     )
-    try:
-        with transaction.atomic():
-            enrolment.save()
-    except IntegrityError:
-        raise RuleViolation(
-            _("The person already holds 两病 medication coverage for %(disease)s.") % {"disease": rejected.disease},
-            code="duplicate_disease",
-        )
     details = {"kind": ApplicationKind.TWO_DISEASES, "fallback_for": rejected.pk}
-    audit_entry(
-        application_id=enrolment.pk,
-        transition="submit",
-        from_state="",
-        to_state=enrolment.state,
+    application_insert(
+        application=enrolment,
         actor=actor,
         fields=AuditFields(batch_id=audit.batch_id, details=details),
-    ).save()
+        duplicate_message=_("The person already holds 两病 medication coverage for %(disease)s.")
+        % {"disease": rejected.disease},
+    )
     run_transition(
         application=enrolment,
         name="diagnose",
@@ -330,11 +319,18 @@ def review_decide_bulk(
     reason_code: str = "",
     reason: str = "",
     two_diseases: bool = False,
+    supplement_codes: Sequence[str] = (),
 ) -> BulkResult:
     """One decision and reason for a selection of claimed items; each item is its own transaction and
     gets its own audit row, and one refused item does not undo the others. The 两病 choice applies to
     every item exactly as in ``review_decide`` (an item it cannot apply to fails, with its reason)."""
-    DecisionInput(decision=decision, reason_code=reason_code, reason=reason, two_diseases=two_diseases).validate()
+    DecisionInput(
+        decision=decision,
+        reason_code=reason_code,
+        reason=reason,
+        two_diseases=two_diseases,
+        supplement_codes=list(supplement_codes),
+    ).validate()
     if not item_ids:
         raise InvalidInput(_("Select at least one item."), details={"field": "items"})
     if len(item_ids) > 200:
@@ -349,6 +345,7 @@ def review_decide_bulk(
                 reason_code=reason_code,
                 reason=reason,
                 two_diseases=two_diseases,
+                supplement_codes=supplement_codes,
             )
         except DomainError as exc:
             result.failed.append({"item": item_id, "code": exc.code, "message": str(exc.message)})

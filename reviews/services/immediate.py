@@ -1,74 +1,136 @@
-"""Immediate mode (即时办结): a center officer approves right after the diagnosis, without waiting for the batch."""
+"""Immediate mode (即时办结): a center officer decides right after the diagnosis, without waiting for the batch —
+approves, rejects (reason code + text) or returns for 补正 (coded checklist + note), with the batch decisions'
+separation of duties, StageDecision rows and audit rows."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from enrollment import selectors as enrollment_selectors
-from enrollment.models import Application, State
+from enrollment.models import Application
 from enrollment.services import (
     AuditFields,
     application_approve,
     lock_application,
+    renewal_closed,
+    run_transition,
 )
-from kernel import roles
-from kernel.errors import NotPermitted, TransitionRefused
+from kernel.errors import InvalidInput
 from reviews import selectors
 from reviews.models import (
     Decision,
+    RejectReason,
     Stage,
     StageDecision,
 )
-from reviews.services.decisions import ensure_separation_of_duties
+
+# The rule (who decides on the spot, and when) is reviews.policies', shared with the application page.
+from reviews.policies import ensure_immediate_decision, may_decide_immediately  # noqa: F401 - re-exported
+from reviews.services import supplements
 
 # ---------------------------------------------------------------------------
 # Immediate mode (即时办结)
 # ---------------------------------------------------------------------------
 
 
+def _record(
+    *, application: Application, actor: Any, decision: str, reason_code: str = "", reason: str = ""
+) -> StageDecision:
+    from reviews import deadlines
+
+    deadline = deadlines.application_deadline(application)
+    return StageDecision.objects.create(
+        application=application,
+        round=selectors.next_round(application.pk),
+        stage=Stage.IMMEDIATE,
+        decision=decision,
+        reason_code=reason_code,
+        reason=reason,
+        decided_by=actor,
+        decided_at=timezone.now(),
+        due_on=deadline.due_on if deadline else None,
+    )
+
+
 def application_approve_immediately(*, application_id: int, actor: Any, reason: str = "") -> Application:
     """A center officer of a may-diagnose institution approves a diagnosed application on the spot."""
-    if not roles.has_any_role(actor, roles.CENTER_OFFICER):
-        raise NotPermitted(_("Only a chronic-disease-centre officer approves on the spot."))
-    institution = enrollment_selectors.user_institution(actor)
-    if institution is None or not institution.may_diagnose:
-        raise NotPermitted(_("Immediate approval is done at an institution with diagnosing rights."))
     with transaction.atomic():
         application = lock_application(application_id)
-        if institution.pk not in (application.filing_institution_id, application.treating_institution_id):
-            raise NotPermitted(_("The application was not filed at or treated by your institution."))
-        # The catalogue's review mode, or the immediate list of the policy governing the application's region.
-        if not application.review_is_immediate():
-            raise TransitionRefused(
-                _("%(disease)s is reviewed in the monthly batch in %(region)s, not on the spot.")
-                % {"disease": application.disease, "region": application.region},
-                code="not_immediate",
-                details={"region": application.region.code},
-            )
-        if application.state != State.DIAGNOSED:
-            raise TransitionRefused(
-                _("This application is %(state)s; only a diagnosed application is approved on the spot.")
-                % {"state": application.get_state_display()},
-                details={"state": application.state},
-            )
-        ensure_separation_of_duties(application=application, actor=actor, stage=Stage.IMMEDIATE)
-        round_ = selectors.next_round(application.pk)
-        StageDecision.objects.create(
-            application=application,
-            round=round_,
-            stage=Stage.IMMEDIATE,
-            decision=Decision.APPROVE,
-            reason=reason.strip(),
-            decided_by=actor,
-            decided_at=timezone.now(),
-        )
+        ensure_immediate_decision(application=application, actor=actor)
+        record = _record(application=application, actor=actor, decision=Decision.APPROVE, reason=reason.strip())
         return application_approve(
             application_id=application.pk,
             actor=actor,
             immediate=True,
-            audit=AuditFields(reason=reason.strip(), stage=Stage.IMMEDIATE, details={"round": round_}),
+            audit=AuditFields(reason=reason.strip(), stage=Stage.IMMEDIATE, details={"round": record.round}),
         )
+
+
+def application_reject_immediately(*, application_id: int, actor: Any, reason_code: str, reason: str) -> Application:
+    """The officer rejects a diagnosed immediate-mode application: the batch's reason codes, a reason in words."""
+    reason = (reason or "").strip()
+    if reason_code not in RejectReason.values:
+        raise InvalidInput(
+            _("Choose a reason code for the rejection: %(choices)s.") % {"choices": ", ".join(RejectReason.values)},
+            code="invalid_reason",
+            details={"field": "reason_code"},
+        )
+    if not reason:
+        raise InvalidInput(
+            _("Explain the rejection in a sentence the applicant can read."), details={"field": "reason"}
+        )
+    with transaction.atomic():
+        application = lock_application(application_id)
+        ensure_immediate_decision(application=application, actor=actor)
+        record = _record(
+            application=application, actor=actor, decision=Decision.REJECT, reason_code=reason_code, reason=reason
+        )
+        run_transition(
+            application=application,
+            name="reject_immediately",
+            actor=actor,
+            audit=AuditFields(
+                reason_code=reason_code,
+                reason=reason,
+                stage=Stage.IMMEDIATE,
+                details={"round": record.round, "decision": Decision.REJECT},
+            ),
+            reason_code=reason_code,
+            reason=reason,
+        )
+        renewal_closed(renewal=application, actor=actor)
+        return application
+
+
+def application_return_immediately(
+    *, application_id: int, actor: Any, supplement_codes: Sequence[str] = (), reason: str = ""
+) -> Application:
+    """The officer returns a diagnosed immediate-mode application for 补正: the clinic resubmits it, and the
+    officer decides it again on the spot."""
+    reason = (reason or "").strip()
+    codes = supplements.clean_codes(supplement_codes, reason)
+    if not codes and not reason:
+        raise InvalidInput(
+            _("Say what is missing, so that the clinic can complete the application."), details={"field": "reason"}
+        )
+    with transaction.atomic():
+        application = lock_application(application_id)
+        ensure_immediate_decision(application=application, actor=actor)
+        record = _record(application=application, actor=actor, decision=Decision.RETURN, reason=reason)
+        run_transition(
+            application=application,
+            name="return_immediately",
+            actor=actor,
+            audit=AuditFields(
+                reason=reason,
+                stage=Stage.IMMEDIATE,
+                details={"round": record.round, "decision": Decision.RETURN, "supplement_codes": codes},
+            ),
+            missing=supplements.clinic_text(codes, reason),
+        )
+        supplements.supplement_open(application=application, decision=record, codes=codes, note=reason, actor=actor)
+        return application

@@ -94,6 +94,26 @@
   idInput.addEventListener("input", schedule);
   form.addEventListener("change", schedule);
 
+  // Enter (what ID-card readers send after the number) looks the person up at once and moves on to the
+  // next field; in any other one-line field it moves on too. The form is submitted only by its button, so a
+  // half-filled form is never sent and chosen files stay chosen.
+  var fields = Array.prototype.slice.call(form.querySelectorAll("input:not([type=hidden]):not([type=file]), select, textarea"));
+  function next(el) {
+    var visible = fields.filter(function (f) { return f.offsetParent !== null && !f.disabled; });
+    var i = visible.indexOf(el);
+    if (i >= 0 && i + 1 < visible.length) visible[i + 1].focus();
+  }
+  form.addEventListener("keydown", function (e) {
+    if (e.key !== "Enter" || e.isComposing) return;
+    var el = e.target;
+    var tag = (el.tagName || "").toLowerCase();
+    if (tag === "textarea" || tag === "button" || (tag === "input" && (el.type === "submit" || el.type === "file"))) return;
+    if (el.id === "disease-search") return;  // handled below
+    e.preventDefault();
+    if (el === idInput) { clearTimeout(timer); check(); }
+    next(el);
+  });
+
   // Disease search: narrows the list by code, name or alias as the clerk types. The typed text is
   // folded like enrollment.selectors.disease_name_key (full-width → half-width, no whitespace, upper
   // case, one final 病/症 dropped: 高血压病 finds 高血压) and looked for in each option's data-search,

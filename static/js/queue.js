@@ -21,8 +21,18 @@
   if (all) all.addEventListener("change", function () {
     rows.forEach(function (r) { r.querySelector("input[name=items]").checked = all.checked; mark(r); });
   });
-  function mark(row) { row.classList.toggle("selected", row.querySelector("input[name=items]").checked); }
+  var counter = document.getElementById("selected-count");
+  function count() {
+    if (!counter) return;
+    var n = rows.filter(function (r) { return r.querySelector("input[name=items]").checked; }).length;
+    counter.textContent = counter.getAttribute("data-template").replace("{n}", n);
+  }
+  function mark(row) { row.classList.toggle("selected", row.querySelector("input[name=items]").checked); count(); }
   rows.forEach(function (r) { r.querySelector("input[name=items]").addEventListener("change", function () { mark(r); }); mark(r); });
+  count();
+  // A refused decision: the errors are at the top of the page; bring them into view.
+  var errors = document.getElementById("decide-errors");
+  if (errors) { errors.focus(); errors.scrollIntoView({ block: "start" }); }
 
   function focusRow(i) {
     if (!rows.length) return;

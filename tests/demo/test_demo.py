@@ -29,6 +29,14 @@ def test_seed_demo_creates_users_per_role_and_applications_in_several_states():
 
     assert PersonStatusEvent.objects.filter(source="demo", applied_at__isnull=False).count() == 4
     assert PersonCategory.objects.filter(category="minimum_living", valid_until__isnull=False).exists()
+    # Costs and assistance: last month's settlements and one high-cost alert, for a person holding a category.
+    from assistance.models import AssistanceLine, HighCostAlert, Settlement
+
+    alert = HighCostAlert.objects.get()
+    assert alert.amount > alert.threshold and alert.has_support_category
+    assert Settlement.objects.filter(person=alert.person).count() == 2
+    assert AssistanceLine.objects.filter(person=alert.person, kind="category").exists()
     # running it again keeps one set of users and does not refile
     call_command("seed_demo", "--password", "demo-secret-1", stdout=StringIO())
     assert Application.objects.count() == 12
+    assert HighCostAlert.objects.count() == 1 and Settlement.objects.count() == 5

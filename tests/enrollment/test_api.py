@@ -300,7 +300,7 @@ def test_without_key_each_post_is_processed(world):
 
 
 # ---------------------------------------------------------------------------
-# Scoping (§10): clinic A cannot read, act on or list clinic B's application
+# Scoping (docs/design.md: Access and privacy): clinic A cannot read, act on or list clinic B's application
 # ---------------------------------------------------------------------------
 
 

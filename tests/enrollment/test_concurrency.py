@@ -1,4 +1,4 @@
-"""The limit holds when many clinics file for the same person at the same instant (DESIGN §4).
+"""The limit holds when many clinics file for the same person at the same instant (docs/design.md: Filing rules).
 
 Real threads, each with its own PostgreSQL connection, released together by a barrier.
 """

@@ -14,7 +14,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from enrollment import selectors, services
+from enrollment import policies, services
 from enrollment.models import Application, State
 from kernel import roles
 from kernel.errors import NotPermitted
@@ -78,24 +78,24 @@ def test_the_treating_hospital_still_adds_documents_and_diagnoses(world, filed_e
         f"/api/v1/applications/{application.pk}/documents/", {"doc_type": "test_report", "file": pdf_upload("r.pdf")}
     )
     assert response.status_code == 201
-    assert "diagnose" in selectors.application_actions_for(world.physician_user, application)
+    assert "diagnose" in policies.application_actions_for(world.physician_user, application)
 
 
 def test_resubmitting_is_the_filing_institutions_too(world, filed_elsewhere):
     township_clerk, application = filed_elsewhere
     Application.objects.filter(pk=application.pk).update(state=State.RETURNED)  # fixture: as a reviewer returned it
     application.refresh_from_db()
-    assert "resubmit" not in selectors.application_actions_for(world.clerk, application)
+    assert "resubmit" not in policies.application_actions_for(world.clerk, application)
     response = api_post(world.clerk, f"/api/v1/applications/{application.pk}/resubmit/", {"reason": "lab added"})
     assert response.status_code == 403
-    assert "resubmit" in selectors.application_actions_for(township_clerk, application)
+    assert "resubmit" in policies.application_actions_for(township_clerk, application)
 
 
 @pytest.mark.parametrize("who", ["filing clerk", "admin"])
 def test_the_filing_clinic_and_administrators_withdraw(world, filed_elsewhere, who):
     township_clerk, application = filed_elsewhere
     user = township_clerk if who == "filing clerk" else world.admin
-    assert "withdraw" in selectors.application_actions_for(user, application)
+    assert "withdraw" in policies.application_actions_for(user, application)
     response = api_post(user, f"/api/v1/applications/{application.pk}/withdraw/", {"reason": "申请人自愿撤回"})
     assert response.status_code == 200, response.content
     assert Application.objects.get(pk=application.pk).state == State.WITHDRAWN

@@ -17,7 +17,7 @@ import time_machine
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from enrollment import selectors, services
+from enrollment import policies, selectors, services
 from enrollment.models import Application, Disease, Region, ReviewLevel, State, immediate_review
 from interop.catalogue import catalogue_diff, parse_catalogue
 from interop.rosters import Reference
@@ -25,6 +25,7 @@ from kernel import roles
 from kernel.errors import InvalidInput, NotPermitted, RuleViolation, TransitionRefused
 from reviews import selectors as review_selectors
 from reviews import services as review_services
+from reviews import tasks as review_tasks
 from reviews.models import ReviewBatch, ReviewItem
 from tests.factories import InstitutionFactory, PolicyFactory, RegionFactory, staff_user, synthetic_id_number
 from tests.reviews.helpers import SHANGHAI, diagnosed, item_of
@@ -322,7 +323,6 @@ def delegated_items(world: Any, delegation: Delegation) -> dict[str, Any]:
         key: diagnosed(world, person=world.person(insured_region=region))
         for key, region in (("t1", d.t1), ("t2", d.t2), ("county", d.county))
     }
-    system = services.get_system_user()
     with time_machine.travel(dt.datetime(2026, 3, 3, 9, 0, tzinfo=SHANGHAI), tick=False):
         assert review_selectors.due_batches(dt.date(2026, 3, 3)) == []  # the county's batch day (5th) is inherited
     with time_machine.travel(dt.datetime(2026, 3, 5, 9, 0, tzinfo=SHANGHAI), tick=False):
@@ -332,7 +332,12 @@ def delegated_items(world: Any, delegation: Delegation) -> dict[str, Any]:
             (d.t2.pk, "2026-03"),
             (d.county.pk, "2026-03"),
         }
-        review_services.batches_assemble_due(day=dt.date(2026, 3, 5), actor=system)
+        # The beat job, with the assembly tasks it sends run as a worker would.
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(
+                review_tasks.assemble_batch, "delay", lambda *a: review_tasks.assemble_batch.apply(args=a).get()
+            )
+            review_tasks.assemble_due_batches.apply(kwargs={"day": "2026-03-05"}).get()
     return {key: item_of(application) for key, application in apps.items()} | {"applications": apps}
 
 
@@ -463,7 +468,7 @@ def test_every_reader_uses_the_one_immediate_rule(world, delegation, copd_immedi
     )
     assert found == expected
     for application in apps:
-        actions = selectors.application_actions_for(world.officer, application)
+        actions = policies.application_actions_for(world.officer, application)
         assert ("approve_immediately" in actions) == (application.pk in expected)
     # The monthly batch still takes what was not approved on the spot (the fallback).
     with time_machine.travel(dt.datetime(2026, 3, 6, 9, 0, tzinfo=SHANGHAI), tick=False):

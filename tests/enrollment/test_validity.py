@@ -1,4 +1,7 @@
-"""Validity periods on approval, renewal (复审) and termination (DESIGN §6, issue 4)."""
+"""Validity periods on approval, renewal (复审) and termination.
+
+docs/design.md: Validity, renewal and reminders; issue 4.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Exports (DESIGN §8): the office's list and the national platform's filing shape, streamed."""
+"""Exports: the office's list and the national platform's filing shape, streamed.
+
+docs/design.md: Rosters and exports.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Roster import (DESIGN §9): the per-row dry run, the commit, file formats, the worklist, the API."""
+"""Roster import: the per-row dry run, the commit, file formats, the worklist, the API.
+
+docs/design.md: Rosters and exports.
+"""
 
 from __future__ import annotations
 

@@ -35,7 +35,8 @@ PLAN: dict[str, Any] = json.loads(Path(os.environ["LOAD_PLAN"]).read_text(encodi
 OUTCOME_PATH = os.environ["LOAD_OUTCOME"]
 CHRONIC = PLAN["diseases"]
 
-# Filing refusals a clinic may legitimately get under contention (DESIGN §4; docs/api.md): 409 with these codes.
+# Filing refusals a clinic may legitimately get under contention (docs/design.md: Filing rules; docs/api.md):
+# 409 with these codes.
 FILING_REFUSALS = {"limit_reached", "duplicate_disease"}
 
 _lock = threading.Lock()

@@ -1,5 +1,5 @@
-"""The audit trail and the access log cannot be changed or deleted through the application (DESIGN §4, §10);
-on PostgreSQL the database refuses it too, whoever asks."""
+"""The audit trail and the access log cannot be changed or deleted through the application; on PostgreSQL
+the database refuses it too, whoever asks (docs/design.md: Applications and the state machine, Access and privacy)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Monthly batch assembly (DESIGN §5, issue 3 item 1): set-based, chunked, idempotent, resumable."""
+"""Monthly batch assembly (docs/design.md: Reviews; issue 3 item 1): set-based, chunked, idempotent, resumable."""
 
 from __future__ import annotations
 
@@ -177,9 +177,14 @@ def test_due_on_the_policys_batch_day_and_caught_up_after(world):
     assert due == [selectors.DueBatch(world.region.pk, PERIOD)]
     # A missed beat day is caught up the next day; once assembled, nothing is due.
     assert selectors.due_batches(dt.date(2026, 3, 6)) == due
-    with time_machine.travel(dt.datetime(2026, 3, 6, 2, 0, tzinfo=SHANGHAI), tick=False):
-        done = review_services.batches_assemble_due(day=dt.date(2026, 3, 6), actor=services.get_system_user())
-    assert done == due
+    # The real beat path: assemble_due_batches sends one assemble_batch per due batch, run here as a worker would.
+    with (
+        time_machine.travel(dt.datetime(2026, 3, 6, 2, 0, tzinfo=SHANGHAI), tick=False),
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        patch.setattr(tasks.assemble_batch, "delay", lambda *args: tasks.assemble_batch.apply(args=args).get())
+        sent = tasks.assemble_due_batches.apply(kwargs={"day": "2026-03-06"}).get()
+    assert [selectors.DueBatch(*item) for item in sent] == due
     batch = ReviewBatch.objects.get()
     assert batch.cutoff == dt.datetime(2026, 3, 5, tzinfo=SHANGHAI)
     assert selectors.due_batches(dt.date(2026, 3, 7)) == []

@@ -1,4 +1,7 @@
-"""Viewing a full, unmasked record writes an access-log row: who, whose, when, why (DESIGN §10)."""
+"""Viewing a full, unmasked record writes an access-log row: who, whose, when, why.
+
+docs/design.md: Access and privacy.
+"""
 
 from __future__ import annotations
 

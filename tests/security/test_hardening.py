@@ -1,4 +1,7 @@
-"""Production hardening (DESIGN §10): deploy check, cookies, CSP, login throttling, tokens, passwords."""
+"""Production hardening: deploy check, cookies, CSP, login throttling, tokens, passwords.
+
+docs/design.md: Access and privacy.
+"""
 
 from __future__ import annotations
 

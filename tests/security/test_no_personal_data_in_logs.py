@@ -1,4 +1,4 @@
-"""ID numbers and diagnoses never reach the logs (DESIGN §10).
+"""ID numbers and diagnoses never reach the logs (docs/design.md: Access and privacy).
 
 What is scanned is what the log handlers receive, after the configured filters (config/redaction.py:
 ID-number masking, requests reduced to method + path). Diagnosis codes are not masked by any filter,

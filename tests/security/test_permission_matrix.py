@@ -1,4 +1,4 @@
-"""The permission matrix (DESIGN §10): every API endpoint and web page × every role.
+"""The permission matrix (docs/design.md: Access and privacy): every API endpoint and web page × every role.
 
 Routes are discovered from the URL resolver, so endpoints other engineers add are walked
 automatically — and a route with no line in EXPECTED fails the test until it is declared here.
@@ -34,7 +34,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from enrollment import services
-from enrollment.models import PhysicianTitle, Reminder, ReminderChannel, ReminderStatus
+from enrollment.models import PhysicianTitle, Reminder, ReminderChannel, ReminderStatus, SavedView
 from enrollment.services.api_tokens import api_token_issue
 from kernel import roles
 from tests.conftest import pdf_upload
@@ -114,7 +114,7 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/api/v1/reminders/{pk}/read/"): INSTITUTION_INBOX,
     # --- API: reviews --------------------------------------------------------------------------
     ("GET", "/api/v1/batches/"): ANY_STAFF,  # scoped list: empty without a region to review
-    ("GET", "/api/v1/batches/{pk}/"): REGION_REVIEW,
+    ("GET", "/api/v1/batches/{pk}/"): allow("reviewer", "officer", "admin", hide=("reviewer_other",)),  # issue 15
     ("GET", "/api/v1/queue/"): ANY_STAFF,  # empty for anyone without a stage to work
     ("POST", "/api/v1/queue/claim/"): REVIEWERS,
     # Releases only the caller's own claims: a harmless no-op ({"released": 0}) for everyone else.
@@ -160,6 +160,14 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/applications/"): ANY_STAFF,
     ("GET", "/applications/new/"): allow("clinic", "clinic_other", "admin"),
     ("POST", "/applications/new/check.json"): allow("clinic", "clinic_other", "admin"),
+    # Working lists (issue 15): every role exports its own scope; saved views are each user's own.
+    ("GET", "/applications/export.csv"): ANY_STAFF,
+    ("GET", "/applications/export.xlsx"): ANY_STAFF,
+    ("POST", "/applications/views/"): ANY_STAFF,
+    ("POST", "/applications/views/{pk}/delete/"): allow(
+        "clinic", hide=("clinic_other", "physician", "reviewer", "reviewer_other", "officer", "admin")
+    ),
+    ("GET", "/favicon.ico"): PUBLIC,
     ("GET", "/applications/{pk}/"): SCOPED,
     ("GET", "/applications/{pk}/diagnose/"): allow("physician", hide=("clinic_other", "reviewer_other")),
     ("GET", "/applications/{pk}/renew/"): FILING_SIDE,
@@ -172,8 +180,13 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/reviews/queue/claim/"): REVIEWERS,
     ("POST", "/reviews/queue/release/"): REVIEWERS,
     ("POST", "/reviews/queue/decide/"): REVIEWERS,
-    ("GET", "/reviews/batches/"): allow("reviewer", "reviewer_other", "admin"),
-    ("GET", "/reviews/batches/{pk}/"): REGION_REVIEW,
+    ("GET", "/reviews/batches/"): allow("reviewer", "reviewer_other", "officer", "admin"),
+    # Issue 15: the region's centre officers see its batches and assemble this month's from the web.
+    ("GET", "/reviews/batches/{pk}/"): allow("reviewer", "officer", "admin", hide=("reviewer_other",)),
+    ("POST", "/reviews/batches/assemble/"): allow("officer", "admin"),
+    ("GET", "/reviews/notifications/"): ANY_STAFF,  # each their own
+    ("POST", "/reviews/notifications/read/"): ANY_STAFF,
+    ("GET", "/reviews/reports/on-time.csv"): ADMIN_ONLY,
     # Interop pages: roster imports (officers of the institution, administrators) and the worklist.
     ("GET", "/roster-imports/"): allow("officer", "admin"),
     ("POST", "/roster-imports/"): allow("officer", "admin"),  # upload (no file here: 400)
@@ -207,6 +220,53 @@ EXPECTED.update(
         ("POST", "/platform/differences/{pk}/resend/"): PLATFORM_OFFICE,
         ("POST", "/platform/differences/{pk}/cancel/"): PLATFORM_OFFICE,
         ("POST", "/platform/differences/{pk}/accept/"): PLATFORM_OFFICE,
+    }
+)
+
+# Costs and assistance (docs/assistance.md): centre officers of the person's region and administrators; another
+# region's alerts, statements and an import of another uploader are 404. Settlements are also sent by clinic staff
+# for their own institution (the POST answers each row; a row out of the sender's scope is refused in the body).
+ASSISTANCE_OFFICE = allow("officer", "admin")
+EXPECTED.update(
+    {
+        ("POST", "/api/v1/settlements/"): allow("clinic", "clinic_other", "officer", "admin"),
+        ("GET", "/api/v1/cost-alerts/"): ASSISTANCE_OFFICE,
+        ("GET", "/api/v1/cost-alerts/{pk}/"): ASSISTANCE_OFFICE,
+        ("POST", "/api/v1/cost-alerts/{pk}/acknowledge/"): ASSISTANCE_OFFICE,
+        ("POST", "/api/v1/cost-alerts/{pk}/refer/"): ASSISTANCE_OFFICE,
+        ("POST", "/api/v1/cost-alerts/{pk}/close/"): ASSISTANCE_OFFICE,
+        ("GET", "/assistance/alerts/"): ASSISTANCE_OFFICE,
+        ("POST", "/assistance/alerts/{pk}/acknowledge/"): ASSISTANCE_OFFICE,
+        ("POST", "/assistance/alerts/{pk}/refer/"): ASSISTANCE_OFFICE,
+        ("POST", "/assistance/alerts/{pk}/close/"): ASSISTANCE_OFFICE,
+        ("GET", "/assistance/imports/"): ASSISTANCE_OFFICE,
+        ("POST", "/assistance/imports/"): ASSISTANCE_OFFICE,  # upload (no file here: 400)
+        ("GET", "/assistance/imports/{pk}/"): ASSISTANCE_OFFICE,
+        ("POST", "/assistance/imports/{pk}/commit/"): ASSISTANCE_OFFICE,
+        ("GET", "/assistance/statements/{pk}/"): ASSISTANCE_OFFICE,
+        ("GET", "/assistance/reports/{name}.csv"): ASSISTANCE_OFFICE,
+    }
+)
+
+# Oversight (docs/reviews.md, "Oversight"): re-checks are the region's reviewers' (admins read them); notices and
+# objections the region's centre officers' and administrators'; the public notice pages need no login.
+NOTICE_OFFICE = allow("officer", "admin")
+EXPECTED.update(
+    {
+        ("GET", "/oversight/rechecks/"): allow("reviewer", "reviewer_other", "admin"),  # scoped list
+        ("GET", "/oversight/rechecks/quality.csv"): allow("reviewer", "reviewer_other", "admin"),  # scoped rows
+        ("GET", "/oversight/rechecks/{pk}/"): REGION_REVIEW,
+        ("POST", "/oversight/rechecks/{pk}/decide/"): allow("reviewer", "admin", hide=("reviewer_other",)),
+        ("GET", "/oversight/notices/"): NOTICE_OFFICE,
+        ("POST", "/oversight/batches/{pk}/notice/"): NOTICE_OFFICE,
+        ("GET", "/oversight/notices/{pk}/"): NOTICE_OFFICE,
+        ("GET", "/oversight/notices/{pk}/entries.csv"): NOTICE_OFFICE,
+        ("GET", "/oversight/notices/{pk}/entries.xlsx"): NOTICE_OFFICE,
+        ("POST", "/oversight/notice-entries/{pk}/objections/"): NOTICE_OFFICE,
+        ("POST", "/oversight/objections/{pk}/uphold/"): NOTICE_OFFICE,
+        ("POST", "/oversight/objections/{pk}/reject/"): NOTICE_OFFICE,
+        ("GET", "/notices/"): PUBLIC,
+        ("GET", "/notices/{token}/"): PUBLIC,
     }
 )
 
@@ -391,6 +451,7 @@ def _make_world_objects(world: Any) -> dict[str, Objects]:
             message="expiring soon",
         )
         side_values["token"] = api_token_issue(user=clerk, name=f"matrix {side}").token
+        side_values["saved_view"] = SavedView.objects.create(user=clerk, page="applications", name=f"matrix {side}")
         side_values["roster"] = RosterImport.objects.create(
             uploaded_by=world.officer if side == "same" else world.admin,
             institution=institution,
@@ -402,6 +463,8 @@ def _make_world_objects(world: Any) -> dict[str, Objects]:
             person=person, disease=world.copd, institution=institution
         )
         side_values.update(_platform_objects(world, side, application, approved))
+        side_values.update(_oversight_objects(world, side, approved, side_values["batch"]))
+        side_values.update(_assistance_objects(world, side, person))
         per_side[side] = side_values
     catalogue = CatalogueImport.objects.create(
         uploaded_by=world.admin, original_name="catalogue.json", version="2", data={"version": "2", "diseases": []}
@@ -421,10 +484,20 @@ def _make_world_objects(world: Any) -> dict[str, Objects]:
                 "roster": values["roster"].pk,
                 "filing": values["filing"].pk,
                 "token": values["token"].pk,
+                "saved_view": values["saved_view"].pk,
+                "person_scoped": values["person"].pk,
+                "person_id_number": values["person"].id_number,
                 "catalogue": catalogue.pk,
                 "platform_message": values["platform_message"].pk,
                 "reconciliation": values["reconciliation"].pk,
                 "difference": values["difference"].pk,
+                "recheck": values["recheck"].pk,
+                "notice": values["notice"].pk,
+                "notice_entry": values["notice_entry"].pk,
+                "objection": values["objection"].pk,
+                "notice_token": values["notice"].token,
+                "cost_alert": values["cost_alert"].pk,
+                "settlement_import": values["settlement_import"].pk,
             }
         )
     return objects
@@ -447,6 +520,74 @@ def _platform_objects(world: Any, side: str, application: Any, approved: Any) ->
     return {"platform_message": message, "reconciliation": run, "difference": difference}
 
 
+def _assistance_objects(world: Any, side: str, person: Any) -> dict[str, Any]:
+    """A high-cost alert of the side's person (insured in the side's region) and a settlement import uploaded by
+    the side's officer (the other side's by another region's officer)."""
+    from assistance.models import HighCostAlert, SettlementImport
+
+    alert = HighCostAlert.objects.create(
+        person=person,
+        region=person.insured_region,
+        period=timezone.localdate().replace(day=1),
+        kind="month",
+        amount="8000.00",
+        threshold="7000.00",
+        scan="matrix",
+    )
+    uploader = world.officer if side == "same" else staff_user(roles.CENTER_OFFICER, institution=world.other_clinic)
+    record = SettlementImport.objects.create(
+        uploaded_by=uploader, original_name="settlements.csv", file_format="csv", content=b"x\n"
+    )
+    return {"cost_alert": alert, "settlement_import": record}
+
+
+def _oversight_objects(world: Any, side: str, approved: Any, batch: Any) -> dict[str, Any]:
+    """A pending re-check sample of the side's immediate approval, and a notice of the side's batch listing it,
+    open today, with one open objection."""
+    from decimal import Decimal
+
+    from oversight.models import NoticeEntry, Objection, PublicNotice, RecheckDraw, RecheckSample
+
+    system = services.get_system_user()
+    now, today = timezone.now(), timezone.localdate()
+    draw = RecheckDraw.objects.create(region=batch.region, period="2000-01", seed=side, drawn_at=now, drawn_by=system)
+    sample = RecheckSample.objects.create(
+        draw=draw,
+        application=approved,
+        region=batch.region,
+        institution=approved.treating_institution,
+        kind="immediate",
+        approved_at=now,
+        percent=Decimal(100),
+        rate_source="matrix",
+        score=Decimal(0),
+    )
+    notice = PublicNotice.objects.create(
+        batch=batch,
+        region=batch.region,
+        token=f"matrix-{side}-token",
+        starts_on=today,
+        ends_on=today + dt.timedelta(days=6),
+        days=7,
+        published_by=world.admin,
+        published_at=now,
+    )
+    entry = NoticeEntry.objects.create(
+        notice=notice,
+        application=approved,
+        number=1,
+        masked_name="张*",
+        masked_id_number="530***********0000",
+        disease_name="x",
+        institution_name="y",
+        held=True,
+    )
+    objection = Objection.objects.create(
+        entry=entry, channel="phone", text="matrix", recorded_by=world.admin, recorded_at=now
+    )
+    return {"recheck": sample, "notice": notice, "notice_entry": entry, "objection": objection}
+
+
 # Which object a {pk} stands for, by route prefix (first match wins).
 PK_KIND = [
     ("/api/v1/applications/{pk}/renew/", "approved"),
@@ -454,6 +595,7 @@ PK_KIND = [
     ("/api/v1/applications/{pk}/terminate/", "approved"),
     ("/api/v1/applications/{pk}/resubmit/", "returned"),
     ("/api/v1/applications/", "application"),
+    ("/applications/views/{pk}/delete/", "saved_view"),
     ("/applications/", "application"),
     ("/api/v1/batches/", "batch"),
     ("/reviews/batches/", "batch"),
@@ -475,6 +617,15 @@ PK_KIND = [
     ("/platform/messages/", "platform_message"),
     ("/platform/reconciliations/", "reconciliation"),
     ("/platform/differences/", "difference"),
+    ("/oversight/rechecks/", "recheck"),
+    ("/oversight/batches/", "batch"),
+    ("/oversight/notices/", "notice"),
+    ("/oversight/notice-entries/", "notice_entry"),
+    ("/oversight/objections/", "objection"),
+    ("/api/v1/cost-alerts/", "cost_alert"),
+    ("/assistance/alerts/", "cost_alert"),
+    ("/assistance/imports/", "settlement_import"),
+    ("/assistance/statements/", "person_scoped"),
 ]
 # Routes whose objects belong to an institution or region (called with the other side's too).
 SCOPED_KINDS = {
@@ -488,9 +639,17 @@ SCOPED_KINDS = {
     "roster",
     "filing",
     "token",  # per user: the other clerk's token is theirs alone
+    "saved_view",  # per user, like tokens
     "platform_message",
     "reconciliation",
     "difference",
+    "recheck",
+    "notice",
+    "notice_entry",
+    "objection",
+    "cost_alert",
+    "settlement_import",
+    "person_scoped",  # a person's assistance statement: the other side's person is another region's
 }
 
 
@@ -507,7 +666,9 @@ def concrete(path: str, objects: Objects) -> tuple[str, str | None]:
         kind = pk_kind(path)
         path = path.replace("{pk}", str(objects.values[kind]))
     path = path.replace("{code}", "M03900" if "/diseases/" in path else "__INSTITUTION__")
-    path = path.replace("{action}", "withdraw").replace("{name}", "filings")
+    path = path.replace("{action}", "withdraw")
+    path = path.replace("{name}", "by_region" if path.startswith("/assistance/") else "filings")
+    path = path.replace("{token}", str(objects.values.get("notice_token", "")))
     return path, kind
 
 
@@ -594,6 +755,28 @@ def bodies(world: Any, same: Objects) -> dict[tuple[str, str], Any]:
         },
         ("POST", "/api/v1/catalogue-imports/{pk}/apply/"): {"terminate_enrollments": False},
         ("POST", "/i18n/setlang/"): {"language": "en"},
+        ("POST", "/api/v1/settlements/"): {
+            "rows": [
+                {
+                    "serial_number": "MATRIX-1",
+                    "id_number": v["person_id_number"],
+                    "settled_on": "2026-01-05",
+                    "institution_code": world.county.code,
+                    "institution_level": "county",
+                    "total_cost": "100.00",
+                    "fund_paid": "60.00",
+                    "out_of_pocket": "40.00",
+                }
+            ]
+        },
+        ("POST", "/api/v1/cost-alerts/{pk}/close/"): {"note": "handled"},
+        ("POST", "/assistance/alerts/{pk}/close/"): {"note": "handled"},
+        ("POST", "/assistance/imports/{pk}/commit/"): {"confirm": "on"},
+        ("POST", "/oversight/rechecks/{pk}/decide/"): {"outcome": "pass", "reason": "matrix"},
+        ("POST", "/oversight/batches/{pk}/notice/"): {"days": "7"},
+        ("POST", "/oversight/notice-entries/{pk}/objections/"): {"channel": "phone", "text": "matrix"},
+        ("POST", "/oversight/objections/{pk}/uphold/"): {"resolution": "matrix", "termination_reason": "death"},
+        ("POST", "/oversight/objections/{pk}/reject/"): {"resolution": "matrix"},
         ("POST", "/applications/new/check.json"): {
             "id_number": newcomer.id_number,
             "disease": world.copd.pk,

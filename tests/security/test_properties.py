@@ -148,7 +148,7 @@ def test_birth_dates_in_the_future_are_rejected(region, born):
 
 
 # ---------------------------------------------------------------------------
-# Validity periods (DESIGN §6)
+# Validity periods (docs/design.md: Validity, renewal and reminders)
 # ---------------------------------------------------------------------------
 
 valid_froms = st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2100, 12, 31))
@@ -194,7 +194,8 @@ def test_renewals_chain_without_gap_or_overlap(valid_from, terms):
     for months in terms:
         end = period_end(start, months)
         assert end >= start
-        start = end + dt.timedelta(days=1)  # the renewal starts the day after (DESIGN §6)
+        # The renewal starts the day after (docs/design.md: Validity, renewal and reminders).
+        start = end + dt.timedelta(days=1)
     assert start > valid_from
 
 

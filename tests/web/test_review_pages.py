@@ -70,16 +70,19 @@ def test_claim_then_approve_one_from_its_row(world: Any, client_for: Any, batch:
     assert application.state == State.APPROVED and application.valid_until is not None
 
 
-def test_bulk_reject_needs_reason_and_keeps_selection(world: Any, client_for: Any, batch: Any) -> None:
-    client = client_for(world.reviewer)
+def test_bulk_reject_needs_reason_and_clears_selection(world: Any, client_for: Any, batch: Any) -> None:
+    client = client_for(world.reviewer, "zh-hans")
     client.post(reverse("review-claim"), {"count": 3})
     ids = list(ReviewItem.objects.filter(claimed_by=world.reviewer).values_list("pk", flat=True))
     response = client.post(reverse("review-decide"), {"items": ids[:2], "decision": "reject", "reason_code": ""})
     assert response.status_code == 400
-    assert response.context["selected"] == set(ids[:2])
-    assert "reason" in " ".join(str(e) for e in response.context["decide_form"].errors.values()).lower() or (
-        response.context["decide_form"].errors
-    )
+    # Nothing stays ticked for the next decision, and the error is at the top in plain words, without codes.
+    assert response.context["selected"] == set()
+    body = response.content.decode()
+    assert "checked" not in body.split('id="claimed-items"')[1].split("</table>")[0]
+    summary = body.split('id="decide-errors"')[1].split("</div>")[0]
+    assert body.index('id="decide-errors"') < body.index('id="claim-form"')
+    assert "驳回需要理由" in summary and "criteria_not_met" not in summary and "insufficient_evidence" not in summary
     response = client.post(
         reverse("review-decide"),
         {"items": ids[:2], "decision": "reject", "reason_code": "insufficient_evidence", "reason": "缺少检查报告"},

@@ -143,8 +143,9 @@ def test_application_list_is_scoped_and_filtered(world: Any, client_for: Any, su
     assert {a.pk for a in mine.context["page"].object_list} == {submitted.pk, diagnosed.pk}
     filtered = client_for(world.clerk).get(reverse("application-list"), {"state": "diagnosed"})
     assert [a.pk for a in filtered.context["page"].object_list] == [diagnosed.pk]
-    by_id = client_for(world.clerk).post(reverse("application-list"), {"q": submitted.person.id_number})
+    by_id = client_for(world.clerk).post(reverse("application-list"), {"q": submitted.person.id_number}, follow=True)
     assert [a.pk for a in by_id.context["page"].object_list] == [submitted.pk]
+    assert all(submitted.person.id_number not in url for url, _status in by_id.redirect_chain)
     theirs = client_for(world.other_clerk).get(reverse("application-list"))
     assert list(theirs.context["page"].object_list) == []
     other_region = client_for(world.other_reviewer).get(reverse("application-list"))
@@ -305,7 +306,8 @@ def test_officer_approves_an_immediate_mode_application(world: Any, client_for: 
     application = diagnose(world, file_application(world, disease=world.dialysis), icd10="N18.5")
     client = client_for(world.officer)
     page = client.get(reverse("application-detail", args=[application.pk]))
-    assert page.context["actions"] == ["approve_immediately"]
+    # Issue 15: the officer may also reject or return (补正) on the spot.
+    assert page.context["actions"] == ["approve_immediately", "reject_immediately", "return_immediately"]
     response = client.post(
         reverse("application-action", args=[application.pk, "approve_immediately"]),
         {"approve_immediately-confirm": "on"},

@@ -1,8 +1,9 @@
-"""``manage.py run_sweep [--date YYYY-MM-DD] [--deliver]``: the daily validity sweep for one date."""
+"""``manage.py run_sweep [--date YYYY-MM-DD [--force]] [--deliver]``: the daily validity sweep for one date."""
 
 import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from enrollment import services
 from kernel.errors import DomainError
@@ -17,6 +18,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--date", dest="day", help="business date YYYY-MM-DD (default: today)")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="allow a --date after today (it moves real states: enrollments expire early, reminders go out early)",
+        )
         parser.add_argument("--chunk-size", type=int, default=None, help="applications per transaction")
         parser.add_argument(
             "--deliver",
@@ -24,11 +30,19 @@ class Command(BaseCommand):
             help="send the SMS and e-mail reminders from this process instead of handing them to the workers",
         )
 
-    def handle(self, *args, day=None, chunk_size=None, deliver=False, **options):
+    def handle(self, *args, day=None, chunk_size=None, deliver=False, force=False, **options):
         try:
             date = dt.date.fromisoformat(day) if day else None
         except ValueError:
             raise CommandError(f"--date must be YYYY-MM-DD, got {day!r}")
+        today = timezone.localdate()
+        # A sweep for a later day is not a rehearsal: it expires enrollments that still cover people today
+        # and sends their reminders early, and the next daily run cannot undo either.
+        if date is not None and date > today and not force:
+            raise CommandError(
+                f"--date {date.isoformat()} is after today ({today.isoformat()}): the sweep would expire "
+                "enrollments that are still valid and send reminders early. Add --force only on a copy of the data."
+            )
         try:
             result = services.validity_sweep(
                 day=date, actor=services.get_system_user(), chunk_size=chunk_size, enqueue=not deliver

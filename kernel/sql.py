@@ -1,0 +1,102 @@
+"""Helpers of every hand-written SQL statement (the ``sql.py`` modules of the apps build theirs with these).
+
+A statement is built as ``(sql, params)``. ``compose`` fills a template's named slots in text order, each
+with a value (one ``%s`` parameter) or a ``Fragment`` (its SQL and its own parameters), so a value is written
+next to the name of the place it goes and the order of the parameters is the order of the text — never a
+list kept in step with the SQL by a comment. Table and column names come from the models, quoted by the
+database backend.
+"""
+
+from __future__ import annotations
+
+import string
+from array import array
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from django.db import connection
+from django.db.models import Model, QuerySet
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """A piece of SQL with the parameters of its ``%s`` placeholders, in text order."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+    def __iter__(self) -> Iterator[Any]:  # unpacks as (sql, params)
+        yield self.sql
+        yield list(self.params)
+
+
+def compose(template: str, **parts: Any) -> Fragment:
+    """``template`` with each ``{name}`` replaced: a Fragment by its SQL (its parameters taken along), any
+    other value by one ``%s`` parameter. Every part must be used (a slot left out is a mistake) and the
+    template itself may hold no ``%s`` of its own."""
+    if "%s" in template:
+        raise ValueError("compose: the template has a bare %s; give the value a named slot")
+    sql: list[str] = []
+    params: list[Any] = []
+    used: set[str] = set()
+    for literal, name, _spec, _conversion in string.Formatter().parse(template):
+        sql.append(literal)
+        if name is None:
+            continue
+        used.add(name)
+        value = parts[name]
+        if isinstance(value, Fragment):
+            sql.append(value.sql)
+            params.extend(value.params)
+        else:
+            sql.append("%s")
+            params.append(value)
+    unused = set(parts) - used
+    if unused:
+        raise ValueError(f"compose: parts not in the template: {sorted(unused)}")
+    return Fragment("".join(sql), tuple(params))
+
+
+def join(fragments: Sequence[Fragment], separator: str) -> Fragment:
+    """Fragments joined by ``separator`` (plain SQL), their parameters in order."""
+    return Fragment(separator.join(f.sql for f in fragments), tuple(p for f in fragments for p in f.params))
+
+
+def table(model: type[Model]) -> str:
+    """The model's table name, quoted by the backend."""
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def column(model: type[Model], name: str) -> str:
+    """The column of the model's field ``name``, quoted by the backend."""
+    return connection.ops.quote_name(model._meta.get_field(name).column)
+
+
+def sql_in(column_sql: str, ids: Sequence[int]) -> tuple[str, list[Any]]:
+    """``column IN (…)`` for a chunk of ids: one array parameter on PostgreSQL, one placeholder each on SQLite."""
+    if connection.vendor == "postgresql":
+        return f"{column_sql} = ANY(%s)", [list(ids)]
+    if not ids:
+        return "1 = 0", []
+    return f"{column_sql} IN ({', '.join(['%s'] * len(ids))})", list(ids)
+
+
+def compiled(queryset: QuerySet[Any]) -> Fragment:
+    """The SQL of ``SELECT pk`` over the queryset, to use as a subquery of a hand-written statement."""
+    sql, params = queryset.values("pk").query.get_compiler(connection=connection).as_sql()
+    return Fragment(sql, tuple(params))
+
+
+def db_value(model: type[Model], name: str, value: Any) -> Any:
+    """``value`` as the database stores the model's field ``name`` (a parameter of hand-written SQL)."""
+    return model._meta.get_field(name).get_db_prep_save(value, connection)
+
+
+def chunks(items: Sequence[T] | array[Any], size: int) -> Iterator[list[T]]:
+    """Consecutive slices of at most ``size`` items, as lists (an id array's slices too)."""
+    for start in range(0, len(items), size):
+        part = items[start : start + size]
+        yield part.tolist() if isinstance(part, array) else list(part)

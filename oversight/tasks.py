@@ -1,0 +1,28 @@
+"""Thin Celery tasks for oversight: call one service, safe to run twice (a completed draw is never redone)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from celery import shared_task
+from django.utils import timezone
+
+from enrollment.services import get_system_user
+from oversight import services
+
+
+def previous_period(day: dt.date) -> str:
+    """The month before ``day``'s, ``YYYY-MM`` (1 January → December of the year before)."""
+    first = day.replace(day=1) - dt.timedelta(days=1)
+    return f"{first:%Y-%m}"
+
+
+@shared_task(name="oversight.tasks.draw_rechecks", acks_late=True)
+def draw_rechecks(day: str | None = None) -> list[list]:
+    """Beat, daily at 02:45: draw last month's low-review approvals of every region (once per region and month).
+
+    ``day`` (YYYY-MM-DD) runs it as of another date; default today (Asia/Shanghai).
+    """
+    as_of = dt.date.fromisoformat(day) if day else timezone.localdate()
+    draws = services.recheck_draws_for_period(period=previous_period(as_of), actor=get_system_user())
+    return [[draw.region_id, draw.period, draw.sampled] for draw in draws]

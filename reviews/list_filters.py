@@ -1,0 +1,44 @@
+"""The reviews app's additions to the working lists: filter applications by the reviewer holding the claim."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from kernel import roles
+from reviews import selectors
+from reviews.models import Outcome, ReviewItem
+
+
+def _filter_assignee(queryset: QuerySet[Any], name: str, value: Any) -> QuerySet[Any]:
+    held = ReviewItem.objects.filter(
+        application=OuterRef("pk"),
+        claimed_by=value,
+        outcome=Outcome.PENDING,
+        lease_expires_at__gt=timezone.now(),
+    )
+    return queryset.filter(Exists(held))
+
+
+def assignee_filters(user: Any) -> dict[str, django_filters.Filter]:
+    """For reviewers and administrators: "held by" — the reviewers of the viewer's regions."""
+    if not roles.has_any_role(user, roles.REVIEWER, roles.ADMIN):
+        return {}
+    reviewers = get_user_model().objects.filter(groups__name=roles.REVIEWER, is_active=True)
+    region_ids = selectors.reviewer_region_ids(user)
+    if region_ids is not None:
+        reviewers = reviewers.filter(profile__region_id__in=region_ids)
+    return {
+        "assignee": django_filters.ModelChoiceFilter(
+            label=_("claimed by"),
+            queryset=reviewers.order_by("username").distinct(),
+            to_field_name="username",
+            method=_filter_assignee,
+            empty_label=_("anyone or no one"),
+        )
+    }
