@@ -8,6 +8,9 @@ class AssistanceConfig(AppConfig):
     verbose_name = _("costs and medical assistance")
 
     def ready(self) -> None:
+        # Registers the tasks that services queue by name (kernel.task_queue.enqueue).
+        from assistance import tasks  # noqa: F401
+
         # Retroactive assistance follows the recognition of a support category (enrollment.services.person_status).
         from assistance.hooks import on_categories_recorded
         from enrollment.services import person_status

@@ -231,10 +231,10 @@ def settlement_import_request_commit(*, import_id: int, actor: Any, queue: bool 
 def _queue(import_id: int) -> None:
     from kombu.exceptions import OperationalError
 
-    from assistance.tasks import run_settlement_import
+    from kernel.task_queue import enqueue
 
     try:
-        run_settlement_import.delay(import_id)
+        enqueue("assistance.tasks.run_settlement_import", import_id)
     except OperationalError as exc:
         logger.warning("settlement import %s not queued, broker unavailable (%s)", import_id, exc)
 

@@ -16,8 +16,8 @@ from django.utils.translation import gettext as _
 
 from assistance.models import Benefit, CareLevel, Settlement, SettlementRowStatus
 from enrollment import selectors as enrollment_selectors
+from enrollment.idnumbers import check_id_number
 from enrollment.models import Institution, Person
-from interop.rosters import check_id_number
 from kernel import roles
 from kernel.tabular import normalise_header
 

@@ -408,7 +408,9 @@ REVIEW_SUPPLEMENT_REMINDER_DAYS = env_int("REVIEW_SUPPLEMENT_REMINDER_DAYS", 7)
 # counted Monday–Friday and marked provisional ("warn"), or refused ("error").
 WORKING_CALENDAR_UNKNOWN_YEAR = env_str("WORKING_CALENDAR_UNKNOWN_YEAR", "warn").lower()
 if WORKING_CALENDAR_UNKNOWN_YEAR not in {"warn", "error"}:
-    raise ImproperlyConfigured(f"WORKING_CALENDAR_UNKNOWN_YEAR must be warn or error, got {WORKING_CALENDAR_UNKNOWN_YEAR!r}")
+    raise ImproperlyConfigured(
+        f"WORKING_CALENDAR_UNKNOWN_YEAR must be warn or error, got {WORKING_CALENDAR_UNKNOWN_YEAR!r}"
+    )
 # Review deadlines (issue 15): overdue stages escalated and 补正 requests reminded / withdrawn, daily after the batches.
 CELERY_BEAT_SCHEDULE["review-escalations"] = {
     "task": "reviews.tasks.escalate_overdue",

@@ -15,10 +15,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import authentication, exceptions
 
+# The shared version key of the token cache below is owned by the service that bumps it.
+from enrollment.services.api_tokens import TOKEN_CACHE_KEY  # noqa: E402
 from kernel.reference_cache import KeyedProcessCache
-
-# The shared version key of the token cache below (bumped by enrollment.services.api_tokens' signals).
-TOKEN_CACHE_KEY = "api-tokens"
 
 
 class TokenExpired(exceptions.AuthenticationFailed):

@@ -38,6 +38,8 @@ from kernel.errors import InvalidInput
 logger = logging.getLogger(__name__)
 
 # A token's last use is written at most this often (one UPDATE a minute per token, not one per request).
+# The shared version key of the per-process token cache (enrollment.authentication); bumped on revocation.
+TOKEN_CACHE_KEY = "api-tokens"
 LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
 # Live tokens a user may hold; issuing one more revokes the oldest (a script that logs in for every call
 # would otherwise pile up a day's worth of tokens).
@@ -154,7 +156,6 @@ def drop_held_tokens(sender: Any, raw: bool = False, update_fields: Any = None, 
     group membership, group or institution changed. A login's ``last_login`` update changes nothing held."""
     if raw or (update_fields is not None and set(update_fields) <= {"last_login"}):
         return
-    from enrollment.authentication import TOKEN_CACHE_KEY
 
     reference_cache.bump(TOKEN_CACHE_KEY)
 

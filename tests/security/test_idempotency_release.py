@@ -51,8 +51,9 @@ def filing_body(world: Any) -> dict[str, str]:
 
 
 def fail_once(monkeypatch: Any, fault: Any) -> None:
-    """The next filing runs ``fault`` instead of the service (which must raise); later ones file normally."""
-    original = services.application_submit
+    """The next filing runs ``fault`` instead of the service (which must raise); later ones file normally.
+    The API's create files through ``application_submit_by_id_number``, so that is the service replaced."""
+    original = services.application_submit_by_id_number
     calls = {"n": 0}
 
     def submit(**kwargs: Any) -> Any:
@@ -62,7 +63,7 @@ def fail_once(monkeypatch: Any, fault: Any) -> None:
             raise AssertionError("the fault should have raised")
         return original(**kwargs)
 
-    monkeypatch.setattr(services, "application_submit", submit)
+    monkeypatch.setattr(services, "application_submit_by_id_number", submit)
 
 
 def assert_retry_files_once(client: Client, body: dict[str, str], key: str) -> None:
