@@ -49,7 +49,24 @@ from kernel import roles
 
 def user_institution(user: Any) -> Institution | None:
     profile = getattr(user, "profile", None) if getattr(user, "is_authenticated", False) else None
-    return profile.institution if profile else None
+    if profile is None or not profile.institution_id:
+        return None
+    if not type(profile).institution.is_cached(profile):
+        # From the per-process reference copy, kept on the profile (so on the user) for the rest of the
+        # request: the nav's workplace, the scope and the home panels read it without a query each.
+        cached = reference_cache.institution(profile.institution_id)
+        if cached is not None:
+            profile.institution = cached
+    return profile.institution
+
+
+def _profile_region(profile: Any) -> Region | None:
+    """The profile's own region, from the per-process reference copy, kept on the profile for the request."""
+    if not type(profile).region.is_cached(profile):
+        cached = reference_cache.region(profile.region_id)
+        if cached is not None:
+            profile.region = cached
+    return profile.region
 
 
 def user_region(user: Any) -> Region | None:
@@ -58,8 +75,15 @@ def user_region(user: Any) -> Region | None:
     if profile is None:
         return None
     if profile.region_id:
-        return profile.region
-    return profile.institution.region if profile.institution_id else None
+        return _profile_region(profile)
+    institution = user_institution(user)
+    if institution is None:
+        return None
+    if not type(institution).region.is_cached(institution):
+        cached = reference_cache.region(institution.region_id)
+        if cached is not None:
+            institution.region = cached
+    return institution.region
 
 
 def user_region_id(user: Any) -> int | None:
@@ -69,7 +93,8 @@ def user_region_id(user: Any) -> int | None:
         return None
     if profile.region_id:
         return profile.region_id
-    return profile.institution.region_id if profile.institution_id else None
+    institution = user_institution(user)
+    return institution.region_id if institution is not None else None
 
 
 # Regions are a shallow tree (province → city → county). Walking it one level per query cost a

@@ -32,10 +32,11 @@ class ReviewsConfig(AppConfig):
         policies.ACTION_CHECKS["approve_immediately"] = immediate_action_check("approve_immediately")
         # The working lists' "claimed by" filter (enrollment.list_selectors).
         from enrollment import list_selectors
-        from reviews.list_filters import assignee_filters
+        from reviews.list_filters import assignee_filters, deadline_filters
 
-        if assignee_filters not in list_selectors.LIST_FILTERS:
-            list_selectors.LIST_FILTERS.append(assignee_filters)
+        for hook in (assignee_filters, deadline_filters):
+            if hook not in list_selectors.LIST_FILTERS:
+                list_selectors.LIST_FILTERS.append(hook)
         # Immediate mode's reject and return (补正): the page lists them with the services' own rule.
         services.APPLICATION_ACTION_SERVICES["reject_immediately"] = application_reject_immediately
         services.APPLICATION_ACTION_SERVICES["return_immediately"] = application_return_immediately

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import django_filters
@@ -40,5 +41,34 @@ def assignee_filters(user: Any) -> dict[str, django_filters.Filter]:
             to_field_name="username",
             method=_filter_assignee,
             empty_label=_("anyone or no one"),
+        )
+    }
+
+
+OVERDUE = "overdue"
+DUE_WITHIN_WEEK = "due_7"
+
+
+def _filter_deadline(queryset: QuerySet[Any], name: str, value: Any) -> QuerySet[Any]:
+    """Applications with an undecided review item past its stage due date, or due in the next 7 days."""
+    today = timezone.localdate()
+    pending = ReviewItem.objects.filter(application=OuterRef("pk"), outcome=Outcome.PENDING, due_on__isnull=False)
+    if value == OVERDUE:
+        pending = pending.filter(due_on__lt=today)
+    elif value == DUE_WITHIN_WEEK:
+        pending = pending.filter(due_on__gte=today, due_on__lte=today + dt.timedelta(days=7))
+    else:
+        return queryset
+    return queryset.filter(Exists(pending))
+
+
+def deadline_filters(user: Any) -> dict[str, django_filters.Filter]:
+    """For every viewer: the stage deadline of the application's open review item."""
+    return {
+        "deadline": django_filters.ChoiceFilter(
+            label=_("deadline"),
+            choices=[(OVERDUE, _("past its stage deadline")), (DUE_WITHIN_WEEK, _("due within 7 days"))],
+            method=_filter_deadline,
+            empty_label=_("any"),
         )
     }

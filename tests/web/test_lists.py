@@ -112,6 +112,37 @@ def test_assignee_filter_lists_what_a_reviewer_holds(world: Any, client_for: Any
     assert "assignee" not in client_for(world.clerk).get(reverse("application-list")).context["filterset"].form.fields
 
 
+def test_deadline_filter_finds_items_past_their_stage_deadline(world: Any, client_for: Any) -> None:
+    for _ in range(3):
+        diagnose(world, file_application(world))
+    review_services.batch_assemble(
+        region_id=world.region.pk,
+        period=period_key(timezone.localdate()),
+        actor=services.get_system_user(),
+        cutoff=timezone.now(),
+    )
+    items = list(ReviewItem.objects.order_by("pk"))
+    today = timezone.localdate()
+    # One past its deadline, one due in three days, one due in a month.
+    ReviewItem.objects.filter(pk=items[0].pk).update(due_on=today - dt.timedelta(days=1))
+    ReviewItem.objects.filter(pk=items[1].pk).update(due_on=today + dt.timedelta(days=3))
+    ReviewItem.objects.filter(pk=items[2].pk).update(due_on=today + dt.timedelta(days=30))
+    client = client_for(world.reviewer)
+    assert set(ids(client.get(reverse("application-list"), {"deadline": "overdue"}))) == {items[0].application_id}
+    soon = client.get(reverse("application-list"), {"deadline": "due_7"})
+    assert soon.status_code == 200, soon.status_code
+    assert set(ids(soon)) == {items[1].application_id}
+    # Due today is not yet overdue; due yesterday is.
+    ReviewItem.objects.filter(pk=items[1].pk).update(due_on=today)
+    assert set(ids(client.get(reverse("application-list"), {"deadline": "overdue"}))) == {items[0].application_id}
+    ReviewItem.objects.filter(pk=items[1].pk).update(due_on=today - dt.timedelta(days=1))
+    overdue = set(ids(client.get(reverse("application-list"), {"deadline": "overdue"})))
+    assert overdue == {items[0].application_id, items[1].application_id}
+    # A decided item no longer counts.
+    ReviewItem.objects.filter(pk=items[0].pk).update(outcome="approved")
+    assert set(ids(client.get(reverse("application-list"), {"deadline": "overdue"}))) == {items[1].application_id}
+
+
 # -- the name / ID search: POST, then a token in the session --------------------------------------------
 
 
