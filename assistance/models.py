@@ -8,6 +8,7 @@ never floats; every computed amount is quantized with ROUND_HALF_UP (``assistanc
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -17,10 +18,14 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import FSMField, FSMModelMixin, transition
 
-from enrollment.models import AppendOnlyModel, Institution, Person, PersonCategory, Region, SupportCategory
+from enrollment.models import Institution, Person, PersonCategory, Region, SupportCategory
+from kernel.models import AppendOnlyModel, ImportReportRow, ImportState, UploadedImport
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
-def money(verbose_name: str, **kwargs: object) -> models.DecimalField:
+def money(verbose_name: StrOrPromise, **kwargs: Any) -> models.DecimalField:
     return models.DecimalField(verbose_name, max_digits=12, decimal_places=2, **kwargs)
 
 
@@ -133,18 +138,13 @@ class Benefit(models.TextChoices):
     TWO_DISEASES = "two_diseases", _("两病 medication")
 
 
-class SettlementImportState(models.TextChoices):
-    PENDING = "pending", _("waiting for the dry run")
-    VALIDATING = "validating", _("dry run in progress")
-    VALIDATED = "validated", _("dry run done")
-    COMMIT_REQUESTED = "commit_requested", _("waiting to commit")
-    COMMITTING = "committing", _("commit in progress")
-    COMMITTED = "committed", _("committed")
-    FAILED = "failed", _("failed")
+# The states of every uploaded import (kernel.models.ImportState), under the name this app's callers use.
+SettlementImportState = ImportState
 
 
-class SettlementImport(models.Model):
-    """One uploaded file of monthly settlement data (结算数据) and what became of it."""
+class SettlementImport(UploadedImport):
+    """One uploaded file of monthly settlement data (结算数据) and what became of it (the file, its state and
+    counts: kernel.models.UploadedImport)."""
 
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     scope_region = models.ForeignKey(
@@ -156,31 +156,13 @@ class SettlementImport(models.Model):
         verbose_name=_("rows limited to region"),
         help_text=_("Empty: any region (administrators)."),
     )
-    original_name = models.CharField(_("file name"), max_length=255)
-    file_format = models.CharField(_("format"), max_length=10)
-    encoding = models.CharField(_("encoding"), max_length=20, blank=True)
-    # In the database, so that a worker on any machine reads it; emptied once committed.
-    content = models.BinaryField(_("file content"), editable=False)
-    state = models.CharField(
-        _("state"), max_length=20, choices=SettlementImportState.choices, default=SettlementImportState.PENDING
-    )
-    lines_total = models.PositiveIntegerField(_("lines"), default=0)
-    counts = models.JSONField(_("counts by status"), default=dict, blank=True)
-    error = models.TextField(_("error"), blank=True)
-    created_at = models.DateTimeField(_("created at"), default=timezone.now)
-    validated_at = models.DateTimeField(_("dry run finished at"), null=True, blank=True)
     committed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    committed_at = models.DateTimeField(_("committed at"), null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(UploadedImport.Meta):
         verbose_name = _("settlement import")
         verbose_name_plural = _("settlement imports")
-
-    def __str__(self) -> str:
-        return f"#{self.pk} {self.original_name} ({self.get_state_display()})"
 
 
 class SettlementRowStatus(models.TextChoices):
@@ -189,15 +171,12 @@ class SettlementRowStatus(models.TextChoices):
     INVALID = "invalid", _("invalid")
 
 
-class SettlementImportRow(models.Model):
-    """One line of an import's per-row report."""
+class SettlementImportRow(ImportReportRow):
+    """One line of an import's per-row report (its line, reason code and message: kernel.models.ImportReportRow)."""
 
     settlement_import = models.ForeignKey(SettlementImport, on_delete=models.CASCADE, related_name="rows")
-    line = models.PositiveIntegerField(_("line"))
     serial_number = models.CharField(_("serial number"), max_length=60, blank=True)
     status = models.CharField(_("status"), max_length=12, choices=SettlementRowStatus.choices)
-    reason_code = models.CharField(_("reason code"), max_length=40, blank=True)
-    message = models.TextField(_("message"), blank=True)
     written = models.BooleanField(_("written by the commit"), default=False)
 
     class Meta:

@@ -24,7 +24,8 @@ class SettlementInSerializer(serializers.Serializer):
 
 
 class SettlementBatchSerializer(serializers.Serializer):
-    rows = SettlementInSerializer(many=True, allow_empty=False, max_length=1000)
+    # DRF hands max_length to the ListSerializer of many=True; the stubs leave it out of BaseSerializer.__init__.
+    rows = SettlementInSerializer(many=True, allow_empty=False, max_length=1000)  # type: ignore[call-arg]
 
 
 class RowResultSerializer(serializers.Serializer):

@@ -9,13 +9,12 @@ import datetime as dt
 import logging
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -49,7 +48,7 @@ from enrollment import selectors as enrollment_selectors
 from enrollment.models import Person, PersonCategory
 from kernel import roles
 from kernel.errors import DomainError, InvalidInput, NotPermitted, RuleViolation
-from kernel.tabular import map_header, read_table, sniff_format
+from kernel.uploads import check_upload, chunks, read_upload, upload_name
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +113,7 @@ def _write(
     stamp = timezone.now()
     import_id = settlement_import.pk if settlement_import else None
     mine: dict[str, int] = {}
-    for batch in _chunks(fresh, sql.INSERT_ROWS):
+    for batch in chunks(fresh, sql.INSERT_ROWS):
         built = sql.insert_settlements(
             rows=[r.settlement for r in batch],  # type: ignore[misc]
             import_id=import_id,
@@ -182,12 +181,9 @@ def settlements_record(*, rows: Sequence[dict[str, Any]], actor: Any, source: st
 
 def settlement_import_create(*, name: str, content: bytes, actor: Any, queue: bool = True) -> SettlementImport:
     _ensure_worker(actor)
-    if len(content) > SETTLEMENT_MAX_BYTES:
-        raise InvalidInput(
-            _("The file is larger than %(max)d MB; split it.") % {"max": SETTLEMENT_MAX_BYTES // 1048576},
-            code="invalid_file",
-        )
-    file_format = sniff_format(content, name)
+    file_format = check_upload(
+        content, name, max_bytes=SETTLEMENT_MAX_BYTES, too_large=_("The file is larger than %(max)d MB; split it.")
+    )
     admin = roles.has_any_role(actor, roles.ADMIN)
     scope_region = None if admin else enrollment_selectors.user_region(actor)
     if not admin and scope_region is None:
@@ -196,7 +192,7 @@ def settlement_import_create(*, name: str, content: bytes, actor: Any, queue: bo
         record = SettlementImport.objects.create(
             uploaded_by=actor,
             scope_region=scope_region,
-            original_name=(name or "settlements").replace("\\", "/").rsplit("/", 1)[-1][:255],
+            original_name=upload_name(name, "settlements"),
             file_format=file_format,
             content=content,
         )
@@ -266,23 +262,9 @@ def settlement_import_run(*, import_id: int) -> SettlementImport | None:
     return None
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _run_phase(record: SettlementImport, *, commit: bool) -> None:
-    table = read_table(
-        bytes(record.content),
-        record.original_name,
-        max_rows=settings.ROSTER_MAX_ROWS,
-        max_seconds=settings.ROSTER_READ_SECONDS,
-    )
-    columns = map_header(table.header, SETTLEMENT_COLUMNS, REQUIRED_COLUMNS)
-    if not table.rows:
-        raise InvalidInput(_("The file has a header but no rows."), code="invalid_file")
-    SettlementImport.objects.filter(pk=record.pk).update(
-        file_format=table.file_format, encoding=table.encoding, lines_total=len(table.rows)
+    table, columns = read_upload(
+        record, SETTLEMENT_COLUMNS, REQUIRED_COLUMNS, no_rows_message=_("The file has a header but no rows.")
     )
     actor = record.committed_by if commit else record.uploaded_by
     checker = SettlementChecker(actor=actor, source="file")
@@ -292,7 +274,7 @@ def _run_phase(record: SettlementImport, *, commit: bool) -> None:
     counts: Counter[str] = Counter()
     stored: list[int] = []
     SettlementImportRow.objects.filter(settlement_import=record).delete()
-    for chunk in _chunks(table.rows, CHECK_CHUNK):
+    for chunk in chunks(table.rows, CHECK_CHUNK):
         results = checker.check([(line, row_values(cells, columns)) for line, cells in chunk])
         for result in results:
             if result.line in refused and result.status == SettlementRowStatus.NEW:
@@ -426,7 +408,7 @@ def compute_assistance(
     }
     mixed = any(len({(r.deductible, r.annual_cap) for r in t.rules.values()}) > 1 for t in terms_by_region.values())
     done = 0
-    for chunk in _chunks(person_ids, COMPUTE_PERSONS_CHUNK):
+    for chunk in chunks(person_ids, COMPUTE_PERSONS_CHUNK):
         with transaction.atomic():
             list(Person.objects.select_for_update().filter(pk__in=list(chunk)).order_by("pk").values_list("pk"))
             ids = list(
@@ -633,7 +615,7 @@ def alerts_scan(*, period: dt.date, actor: Any) -> ScanResult:
                 over.append((person_id, region_id, total, threshold))
         candidates[str(kind)] = len(over)
         created[str(kind)] = 0
-        for chunk in _chunks(over, 5000):
+        for chunk in chunks(over, 5000):
             periods = selectors.category_periods([p for p, *_rest in chunk])
             last_day = period + relativedelta(months=1) - dt.timedelta(days=1)
             alerts = []

@@ -18,17 +18,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from assistance import reports, selectors, services
-from assistance.forms import AlertActionForm, CommitForm, SettlementUploadForm
-from assistance.models import AlertState, SettlementImportState, SettlementRowStatus
+from assistance.forms import AlertActionForm, SettlementUploadForm
+from assistance.models import AlertState, SettlementRowStatus
 from kernel.errors import DomainError
 from kernel.tabular import csv_chunks
-
-RUNNING = (
-    SettlementImportState.PENDING,
-    SettlementImportState.VALIDATING,
-    SettlementImportState.COMMIT_REQUESTED,
-    SettlementImportState.COMMITTING,
-)
+from kernel.uploads import report_context, request_commit_from
 
 
 def _require_worker(user: Any) -> None:
@@ -97,24 +91,10 @@ def import_list(request: HttpRequest) -> HttpResponse:
 def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     _require_worker(request.user)
     record = get_object_or_404(selectors.settlement_imports_visible_to(request.user), pk=pk)
-    status = request.GET.get("status", "")
-    status = status if status in SettlementRowStatus.values else ""
+    status, context = report_context(request, record, SettlementRowStatus)
     rows = selectors.settlement_import_rows(record, status or None)
     page = Paginator(rows, 100).get_page(request.GET.get("page"))
-    by_status = (record.counts or {}).get("by_status", {})
-    return render(
-        request,
-        "assistance/import_detail.html",
-        {
-            "record": record,
-            "running": record.state in RUNNING,
-            "statuses": [(value, label, by_status.get(value, 0)) for value, label in SettlementRowStatus.choices],
-            "status": status,
-            "page": page,
-            "query": f"status={status}" if status else "",
-            "commit_form": CommitForm() if record.state == SettlementImportState.VALIDATED else None,
-        },
-    )
+    return render(request, "assistance/import_detail.html", {"record": record, "page": page, **context})
 
 
 @login_required
@@ -122,15 +102,9 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def import_commit(request: HttpRequest, pk: int) -> HttpResponse:
     _require_worker(request.user)
     record = get_object_or_404(selectors.settlement_imports_visible_to(request.user), pk=pk)
-    if not CommitForm(request.POST).is_valid():
-        messages.error(request, _("Tick the confirmation to commit the import."))
-        return redirect("settlement-import-detail", pk=record.pk)
-    try:
-        services.settlement_import_request_commit(import_id=record.pk, actor=request.user)
-    except DomainError as error:
-        messages.error(request, str(error.message))
-    else:
-        messages.success(request, _("The commit has started."))
+    request_commit_from(
+        request, lambda: services.settlement_import_request_commit(import_id=record.pk, actor=request.user)
+    )
     return redirect("settlement-import-detail", pk=record.pk)
 
 

@@ -104,7 +104,8 @@ def _ping_workers() -> dict[str, Any]:
 
     try:
         with app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)
+            # kombu's stubs say int; kombu adds the timeout to time() and takes a float as well.
+            connection.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)  # type: ignore[arg-type]
             replies = app.control.ping(timeout=WORKER_PING_TIMEOUT_SECONDS, connection=connection)
     except Exception as exc:  # noqa: BLE001
         logger.warning("health check worker failed: %s", type(exc).__name__)

@@ -65,7 +65,7 @@ class RedactPersonalData(logging.Filter):
         if record.name == "django.request" and getattr(record, "status_code", 500) < 500:
             record.exc_info, record.exc_text = None, None
         request = getattr(record, "request", None)
-        if hasattr(request, "get_full_path"):
+        if request is not None and hasattr(request, "get_full_path"):
             # django.request / django.security attach the live request, whose repr and GET data carry the
             # query string (?id_number=…) into any handler that renders it (error mails, JSON log shippers).
             record.request = f"<{request.method} {request.path}>"

@@ -81,6 +81,7 @@ def lockout_response(request: HttpRequest, original_response: Any = None, creden
             {"code": "login_locked", "message": message, "details": {"retry_after_minutes": minutes}}, status=429
         )
     else:
+        body: str
         try:
             body = render_to_string("registration/locked_out.html", {"message": message}, request=request)
         except TemplateDoesNotExist:

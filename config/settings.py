@@ -241,6 +241,7 @@ SPECTACULAR_SETTINGS = {
         "SupportCategoryEnum": "enrollment.models.SupportCategory",
         "StatusEventKindEnum": "enrollment.models.StatusEventKind",
         "ApplicationKindEnum": "enrollment.models.ApplicationKind",
+        "ObjectionChannelEnum": "oversight.models.ObjectionChannel",
     },
 }
 

@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/v1/", include("reviews.urls_api")),
     path("api/v1/", include("interop.urls_api")),
     path("api/v1/", include("assistance.urls_api")),
+    path("api/v1/", include("oversight.urls_api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file, so script-src needs no 'unsafe-inline'.
     path("api/docs/", swagger_ui_csp(SpectacularSwaggerSplitView.as_view(url_name="schema")), name="swagger-ui"),

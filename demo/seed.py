@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from typing import Any
+from typing import Any, TypedDict
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -33,12 +33,19 @@ REGIONS = [
     ("530124001", "永定街道", "530124"),
     ("530302102", "越州镇", "530302"),
 ]
+
+
+class DemoPolicy(TypedDict):
+    review_level: ReviewLevel
+    immediate: list[str]  # disease codes approved immediately
+
+
 # Policies of their own (the others inherit the province's defaults):
 # - 富民县 keeps review at the county, and its chronic-disease centre approves hypertension and diabetes
 #   on the spot (即时办结), on top of dialysis, which the catalogue marks immediate everywhere;
 # - 麒麟区 delegates review to its township health centres (审核权限下放): a filing of a person insured in
 #   越州镇 is reviewed by the 越州镇 health centre, in a monthly batch of its own.
-POLICIES = {
+POLICIES: dict[str, DemoPolicy] = {
     "530124": {"review_level": ReviewLevel.COUNTY, "immediate": ["M03900", "M01600"]},
     "530302": {"review_level": ReviewLevel.TOWNSHIP, "immediate": []},
 }

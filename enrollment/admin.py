@@ -1,6 +1,8 @@
-from typing import Any
+from typing import Any, cast
 
+from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 from rest_framework.authtoken.models import TokenProxy
 
 from enrollment.models import (
@@ -101,13 +103,13 @@ class PersonAdmin(admin.ModelAdmin):
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Applications and their audit trail change only through the services."""
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -155,16 +157,17 @@ class PersonStatusEventAdmin(admin.ModelAdmin):
     fields = ["person", "kind", "effective_date", "source", "reference", "insurance_type", "categories", "note"]
     date_hierarchy = "effective_date"
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: PersonStatusEvent | None = None) -> bool:
         return obj is None
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: PersonStatusEvent | None = None) -> bool:
         return False
 
-    def get_readonly_fields(self, request, obj=None):
-        return self.fields if obj is not None else []
+    def get_readonly_fields(self, request: HttpRequest, obj: PersonStatusEvent | None = None) -> list[str]:
+        # A recorded event: every field (``fields`` lists plain names, no groups).
+        return cast(list[str], self.fields) if obj is not None else []
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: PersonStatusEvent, form: forms.ModelForm, change: bool) -> None:
         from django.core.exceptions import ValidationError
 
         from enrollment.services import person_status
@@ -220,7 +223,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_select_related = ["user"]
     search_fields = ["user__username"]
     fields = ["user", "name", "masked_key", "created_at", "last_used_at", "expires_at"]
-    readonly_fields = fields
+    readonly_fields = cast(list[str], fields)  # plain names, no groups
 
     def has_add_permission(self, request: Any) -> bool:
         return False

@@ -253,7 +253,7 @@ class ApplicationFilter(django_filters.FilterSet):
 
 APPLICATION_DETAIL_PREFETCH = (
     "documents",
-    Prefetch("audit_entries", queryset=AuditEntry.objects.select_related("actor", "batch")),
+    Prefetch("audit_entries", queryset=AuditEntry.objects.select_related("actor")),
 )
 
 
@@ -416,7 +416,7 @@ class ReminderInboxViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(request=None, responses={200: InboxReminderSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
     def read(self, request: Request, pk: str | None = None) -> Response:
-        if not (pk or "").isdigit():
+        if pk is None or not pk.isdigit():
             raise Http404
         reminder = services.reminder_mark_read(reminder_id=int(pk), actor=request.user)
         return Response(InboxReminderSerializer(reminder).data)

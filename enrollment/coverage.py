@@ -39,7 +39,7 @@ COVERING_STATES: tuple[str, ...] = (State.APPROVED, State.EXPIRING)
 APPROVAL_TRANSITIONS: tuple[str, ...] = ("approve", "approve_immediately")
 # States a decided-against renewal ends in: its decision date bounds the provisional days honoured.
 CLOSED_STATES: tuple[str, ...] = (State.REJECTED, State.WITHDRAWN)
-BENEFIT_OF_TYPE = {DiseaseType.CHRONIC: "outpatient_chronic", DiseaseType.SPECIAL: "outpatient_special"}
+BENEFIT_OF_TYPE: dict[str, str] = {DiseaseType.CHRONIC: "outpatient_chronic", DiseaseType.SPECIAL: "outpatient_special"}
 
 
 def two_diseases_codes() -> tuple[str, ...]:
@@ -172,11 +172,69 @@ def _facts_as_of(applications: list[Application], as_of: dt.datetime) -> list[En
     return facts
 
 
+@dataclass
+class CoverageRead:
+    """What one statement (``coverage_read``) found: the person, their applications of the disease, and
+    each application's latest approval audit row (by application id)."""
+
+    person: Person | None
+    applications: list[Application]
+    decisions: dict[int, AuditEntry]
+
+
+def coverage_read(*, id_number: str, disease: Disease, as_of: dt.datetime | None = None) -> CoverageRead:
+    """The person with this 身份证号, their applications of ``disease`` and their approval rows, in one
+    statement (enrollment.sql.coverage_reads, written once per process) instead of four querysets."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from enrollment import sql
+
+    statement, params = sql.coverage_reads(
+        id_number=id_number, disease_id=disease.pk, approval_transitions=APPROVAL_TRANSITIONS, as_of=as_of
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return CoverageRead(person=None, applications=[], decisions={})
+    people, apps, entries = sql.COVERAGE_PERSON, sql.COVERAGE_APPLICATION, sql.COVERAGE_DECISION
+    person = people.read(rows[0][: people.width])
+    person.has_status_events = bool(rows[0][people.width])
+    person.has_categories = bool(rows[0][people.width + 1])
+    start = people.width + 2
+    application_id = start + apps.attnames.index("id")
+    entry_start = start + apps.width
+    entry_id = entry_start + entries.attnames.index("id")
+    users = get_user_model()
+    applications: list[Application] = []
+    decisions: dict[int, AuditEntry] = {}
+    for row in rows:
+        if row[application_id] is None:
+            continue
+        application = apps.read(row[start:entry_start])
+        application.person = person
+        application.disease = disease
+        applications.append(application)
+        if row[entry_id] is not None:
+            entry = entries.read(row[entry_start : entry_start + entries.width])
+            if entry.actor_id is not None:
+                entry.actor = users.from_db("default", ["id", "username"], [entry.actor_id, row[-1]])
+            decisions[application.pk] = entry
+    return CoverageRead(person=person, applications=applications, decisions=decisions)
+
+
 def enrollment_facts(
-    *, person: Person, disease: Disease, as_of: dt.datetime | None = None
+    *,
+    person: Person,
+    disease: Disease,
+    as_of: dt.datetime | None = None,
+    applications: list[Application] | None = None,
 ) -> tuple[list[EnrollmentFacts], dict[int, Application]]:
-    """The facts of the person's applications for the disease, and the applications by id."""
-    applications = list(Application.objects.filter(person=person, disease=disease).order_by("pk"))
+    """The facts of the person's applications for the disease (read here unless given), and the
+    applications by id."""
+    if applications is None:
+        applications = list(Application.objects.filter(person=person, disease=disease).order_by("pk"))
     for application in applications:
         application.disease = disease
     facts = _facts_now(applications) if as_of is None else _facts_as_of(applications, as_of)
@@ -184,12 +242,20 @@ def enrollment_facts(
 
 
 def status_facts(*, person: Person, as_of: dt.datetime | None = None) -> StatusFacts:
-    """The person's status events and category periods as recorded up to ``as_of`` (None: now)."""
+    """The person's status events and category periods as recorded up to ``as_of`` (None: now).
+
+    A person read by ``coverage_read`` says whether they have any events or categories at
+    all (both are never deleted, so none now means none at any earlier moment); the empty ones are not asked.
+    """
     events = PersonStatusEvent.objects.filter(person=person)
     categories = PersonCategory.objects.filter(person=person)
     if as_of is not None:
         events = events.filter(recorded_at__lte=as_of)
         categories = categories.filter(recorded_at__lte=as_of)
+    if getattr(person, "has_status_events", True) is False:
+        events = events.none()
+    if getattr(person, "has_categories", True) is False:
+        categories = categories.none()
     periods = []
     for row in categories.order_by("valid_from", "id"):
         until = row.valid_until
@@ -312,20 +378,20 @@ def benefit_on(facts: list[EnrollmentFacts], on: dt.date) -> BenefitAnswer:
     so at most one regular period contains ``on``.
     """
     periods = sorted(
-        (f for f in facts if f.valid_from is not None and f.state in (*COVERING_STATES, *ENDED_STATES)),
-        key=lambda f: (f.valid_from, f.pk),
+        ((f.valid_from, f) for f in facts if f.valid_from is not None and f.state in (*COVERING_STATES, *ENDED_STATES)),
+        key=lambda period: (period[0], period[1].pk),
         reverse=True,
     )
-    for enrollment in periods:
+    for valid_from, enrollment in periods:
         last = enrollment.last_covered_day()
-        if enrollment.valid_from <= on and (last is None or on <= last):
+        if valid_from <= on and (last is None or on <= last):
             return BenefitAnswer(covered=True, reason="covered", enrollment=enrollment)
-    for enrollment in periods:
-        if enrollment.valid_from <= on:
+    for valid_from, enrollment in periods:
+        if valid_from <= on:
             provisional = _provisional(enrollment, facts, on)
             if provisional is not None:
                 return provisional
-    earlier = [e for e in periods if e.valid_from <= on]
+    earlier = [e for valid_from, e in periods if valid_from <= on]
     if earlier:
         previous = earlier[0]
         return BenefitAnswer(
@@ -335,7 +401,7 @@ def benefit_on(facts: list[EnrollmentFacts], on: dt.date) -> BenefitAnswer:
     if pending:
         return BenefitAnswer(covered=False, reason="application_pending", enrollment=pending[-1])
     if periods:
-        return BenefitAnswer(covered=False, reason="not_started", enrollment=periods[-1])
+        return BenefitAnswer(covered=False, reason="not_started", enrollment=periods[-1][1])
     return BenefitAnswer(covered=False, reason="not_enrolled")
 
 
@@ -376,20 +442,28 @@ def approval_entry(application_id: int, as_of: dt.datetime | None = None) -> Aud
     entries = AuditEntry.objects.filter(application_id=application_id, transition__in=APPROVAL_TRANSITIONS)
     if as_of is not None:
         entries = entries.filter(at__lte=as_of)
-    return entries.select_related("actor", "batch").order_by("-at", "-id").first()
+    return entries.select_related("actor").order_by("-at", "-id").first()
 
 
 def coverage_answer(
-    *, person: Person | None, disease: Disease, on: dt.date, as_of: dt.datetime | None = None
+    *,
+    person: Person | None,
+    disease: Disease,
+    on: dt.date,
+    as_of: dt.datetime | None = None,
+    read: CoverageRead | None = None,
 ) -> CoverageAnswer:
     """The full answer: the 门慢门特 benefit of ``disease``, the 两病 benefit beside it, the person's
-    standing and categories on ``on`` — as known now, or as known at ``as_of``."""
+    standing and categories on ``on`` — as known now, or as known at ``as_of``. ``read`` (from
+    ``coverage_read`` with the same ``as_of``) supplies the applications and approval rows already read."""
     if person is None:
         return CoverageAnswer(
             on=on, covered=False, reason="not_enrolled", as_of=as_of,
             cross_province_settlement=disease.cross_province_settlement,
         )  # fmt: skip
-    facts, objects = enrollment_facts(person=person, disease=disease, as_of=as_of)
+    facts, objects = enrollment_facts(
+        person=person, disease=disease, as_of=as_of, applications=read.applications if read else None
+    )
     status_data = status_facts(person=person, as_of=as_of)
     status = person_status_on(status_data, on)
     main = _apply_status(benefit_on([f for f in facts if not f.is_two_diseases], on), status)
@@ -412,11 +486,9 @@ def coverage_answer(
             main = BenefitAnswer(covered=False, reason="two_diseases_only")
 
     enrollment = objects.get(main.enrollment.pk) if main.enrollment else None
-    decision = (
-        approval_entry(enrollment.pk, as_of)
-        if enrollment is not None and main.enrollment.valid_from is not None
-        else None
-    )
+    decision = None
+    if enrollment is not None and main.enrollment is not None and main.enrollment.valid_from is not None:
+        decision = read.decisions.get(enrollment.pk) if read else approval_entry(enrollment.pk, as_of)
     return CoverageAnswer(
         on=on,
         covered=main.covered,

@@ -81,7 +81,8 @@ class DocumentForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("file") and not data.get("doc_type"):
             self.add_error("doc_type", _("Choose what kind of document this is."))
         return data
@@ -131,7 +132,8 @@ class FilingForm(forms.Form):
             raise forms.ValidationError(str(error.message), code="invalid_id_number")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         number = data.get("id_number")
         self.person = selectors.person_by_id_number(self.user, number) if number else None
         if number and self.person is None:
@@ -202,7 +204,8 @@ class ResubmitForm(ConfirmForm):
     file = forms.FileField(label=_("file"), required=False)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("file") and not data.get("doc_type"):
             self.add_error("doc_type", _("Choose what kind of document this is."))
         return data

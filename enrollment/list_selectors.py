@@ -7,7 +7,11 @@ filtered, sorted page is a link a clerk can bookmark or send to a colleague — 
 kept in the user's session).
 
 Apps above enrollment add filters and sort keys through ``LIST_FILTERS`` and ``LIST_ORDERINGS`` (registered in
-their AppConfig.ready()), e.g. the reviews app's "assignee" (the reviewer holding the claim).
+their AppConfig.ready()), e.g. the reviews app's "assignee" (the reviewer holding the claim) and its "due" sort key
+(the due date of the open review item, an annotation added only when that sort is asked for).
+
+The renewal worklist (``RenewalListFilter``) is the same machinery over a narrower scope: the covering
+enrollments the viewer sees whose validity ends soon.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 from django_filters.widgets import DateRangeWidget
 
@@ -36,8 +40,10 @@ from enrollment.models import (
 
 # LIST_FILTERS: hook(user) -> {name: django_filters.Filter} or {}; the filters an app above adds for this viewer.
 LIST_FILTERS: list[Callable[[Any], dict[str, django_filters.Filter]]] = []
-# LIST_ORDERINGS: (key, label, expression or field) an app above adds to the whitelisted sort keys.
-LIST_ORDERINGS: list[tuple[str, Any, str]] = []
+# LIST_ORDERINGS: (key, label, field) or (key, label, field, annotate) an app above adds to the whitelisted sort
+# keys. ``annotate(queryset) -> queryset`` adds ``field`` as an annotation, only when the list is sorted by it; such
+# a key sorts rows without a value last in both directions.
+LIST_ORDERINGS: list[tuple[Any, ...]] = []
 
 # The whitelisted sort keys of the list: key in the URL → field. Anything else in ``o`` is ignored.
 ORDERINGS: tuple[tuple[str, Any, str], ...] = (
@@ -48,6 +54,13 @@ ORDERINGS: tuple[tuple[str, Any, str], ...] = (
     ("valid_until", _("valid until"), "valid_until"),
     ("state", _("state"), "state"),
     ("disease", _("disease"), "disease__code"),
+)
+# The renewal worklist's sort keys (its default: the soonest end first).
+RENEWAL_ORDERINGS: tuple[tuple[str, Any, str], ...] = (
+    ("valid_until", _("valid until"), "valid_until"),
+    ("id", _("number"), "id"),
+    ("disease", _("disease"), "disease__code"),
+    ("state", _("state"), "state"),
 )
 LIST_PAGE_SIZE = 50
 # The largest export one request may write: beyond that, narrow the filters.
@@ -63,6 +76,40 @@ class _DateRange(DateRangeWidget):
 
 def _date_range(field: str, label: Any) -> django_filters.DateFromToRangeFilter:
     return django_filters.DateFromToRangeFilter(field_name=field, label=label, widget=_DateRange())
+
+
+Annotate = Callable[[QuerySet[Any]], QuerySet[Any]]
+
+
+def _sort_keys(orderings: Sequence[tuple[Any, ...]]) -> list[tuple[str, Any, str, Annotate | None]]:
+    """Registry rows as (key, label, field, annotate or None)."""
+    return [(row[0], row[1], row[2], row[3] if len(row) > 3 else None) for row in orderings]
+
+
+class ListOrderingFilter(django_filters.OrderingFilter):
+    """The whitelisted sort keys. A key that needs an annotation gets it only when the list is sorted by it,
+    and sorts rows without a value last in both directions."""
+
+    def __init__(self, *args: Any, annotations: dict[str, Annotate], **kwargs: Any) -> None:
+        self.annotations = annotations
+        super().__init__(*args, **kwargs)
+
+    def _field_name(self, param: str) -> str:
+        key = param[1:] if param.startswith("-") else param
+        return str(self.param_map.get(key, key))
+
+    def get_ordering_value(self, param: str) -> Any:
+        field = self._field_name(param)
+        if field in self.annotations:
+            return F(field).desc(nulls_last=True) if param.startswith("-") else F(field).asc(nulls_last=True)
+        return super().get_ordering_value(param)
+
+    def filter(self, qs: QuerySet[Any], value: Any) -> QuerySet[Any]:
+        for param in value or ():
+            annotate = self.annotations.get(self._field_name(param)) if param else None
+            if annotate is not None:
+                qs = annotate(qs)
+        return super().filter(qs, value)
 
 
 class ApplicationListFilter(django_filters.FilterSet):
@@ -98,16 +145,26 @@ class ApplicationListFilter(django_filters.FilterSet):
         model = Application
         fields: list[str] = []
 
+    @classmethod
+    def sort_keys(cls) -> list[tuple[str, Any, str, Annotate | None]]:
+        return _sort_keys([*ORDERINGS, *LIST_ORDERINGS])
+
+    def added_filters(self, user: Any) -> dict[str, django_filters.Filter]:
+        added: dict[str, django_filters.Filter] = {}
+        for hook in LIST_FILTERS:
+            added.update(hook(user))
+        return added
+
     def __init__(self, data: Any = None, *, queryset: QuerySet[Application], user: Any) -> None:
         super().__init__(data, queryset=queryset)
         self.user = user
-        for hook in LIST_FILTERS:
-            self.filters.update(hook(user))
-        orderings = [*ORDERINGS, *LIST_ORDERINGS]
-        self.filters["o"] = django_filters.OrderingFilter(
+        self.filters.update(self.added_filters(user))
+        orderings = self.sort_keys()
+        self.filters["o"] = ListOrderingFilter(
             label=_("sort by"),
-            fields=tuple((field, key) for key, _label, field in orderings),
-            field_labels={field: label for _key, label, field in orderings},
+            fields=tuple((field, key) for key, _label, field, _annotate in orderings),
+            field_labels={field: label for _key, label, field, _annotate in orderings},
+            annotations={field: annotate for _key, _label, field, annotate in orderings if annotate is not None},
         )
         for added in self.filters.values():
             added.model = queryset.model
@@ -134,6 +191,40 @@ class ApplicationListFilter(django_filters.FilterSet):
         return queryset.filter(person__insured_region_id__in=selectors.region_and_descendant_ids(value.pk))
 
 
+class RenewalListFilter(ApplicationListFilter):
+    """The renewal worklist's filters: disease, institution, region and the end of validity; ``queryset`` must be
+    the viewer's renewal candidates (``selectors.renewal_candidates``)."""
+
+    # None drops an inherited filter (django-filter): the list's state, kind and other dates are not this page's.
+    state = None
+    kind = None
+    filed = None
+    diagnosed = None
+    decided = None
+
+    @classmethod
+    def sort_keys(cls) -> list[tuple[str, Any, str, Annotate | None]]:
+        return _sort_keys(RENEWAL_ORDERINGS)
+
+    def added_filters(self, user: Any) -> dict[str, django_filters.Filter]:
+        return {}
+
+
+def renewal_list_filter(user: Any, data: Any, *, within_days: int) -> RenewalListFilter:
+    """The renewal worklist's filter set, bound to the GET parameters ``data``."""
+    return RenewalListFilter(
+        data or None, queryset=selectors.renewal_candidates(user, within_days=within_days), user=user
+    )
+
+
+def renewal_list_rows(filterset: RenewalListFilter) -> QuerySet[Application]:
+    """The filtered, sorted renewal worklist, each row with ``pending_renewal`` and ``reminders_sent``."""
+    queryset = selectors.with_renewal_flags(filterset.qs)
+    if not queryset.query.order_by:
+        return queryset.order_by("valid_until", "id")
+    return queryset.order_by(*queryset.query.order_by, "id")
+
+
 def application_list_filter(user: Any, data: Any) -> ApplicationListFilter:
     """The filter set of the viewer's list, bound to the GET parameters ``data``."""
     return ApplicationListFilter(data or None, queryset=selectors.applications_visible_to(user), user=user)
@@ -153,12 +244,14 @@ def current_ordering(filterset: ApplicationListFilter) -> str:
     """The sort key in use ("filed", "-filed", …) or "" for the default."""
     data = filterset.data or {}
     value = data.get("o", "") if hasattr(data, "get") else ""
-    keys = {key for key, _label, _field in (*ORDERINGS, *LIST_ORDERINGS)}
+    keys = {key for key, _label, _field, _annotate in filterset.sort_keys()}
     return value if value.lstrip("-") in keys else ""
 
 
-def sort_columns() -> list[tuple[str, Any]]:
-    return [(key, label) for key, label, _field in (*ORDERINGS, *LIST_ORDERINGS)]
+def sort_columns(
+    filterset: type[ApplicationListFilter] | ApplicationListFilter = ApplicationListFilter,
+) -> list[tuple[str, Any]]:
+    return [(key, label) for key, label, _field, _annotate in filterset.sort_keys()]
 
 
 # ---------------------------------------------------------------------------

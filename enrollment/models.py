@@ -20,6 +20,10 @@ from django_fsm import FSMField, FSMModelMixin, transition
 
 from kernel import roles
 
+# The append-only base lives in the kernel (assistance and oversight use it too); its names stay importable here.
+from kernel.models import AppendOnlyError, AppendOnlyModel, AuditEntryQuerySet  # noqa: F401
+from kernel.sql import model_field
+
 # ---------------------------------------------------------------------------
 # Reference data (docs/design.md)
 # ---------------------------------------------------------------------------
@@ -137,7 +141,7 @@ class Policy(models.Model):
     review_level = models.CharField(
         _("review level"), max_length=10, choices=ReviewLevel.choices, default=ReviewLevel.COUNTY
     )
-    immediate_diseases = models.ManyToManyField(
+    immediate_diseases: models.ManyToManyField[Disease, Any] = models.ManyToManyField(
         "Disease",
         blank=True,
         related_name="immediate_in_policies",
@@ -407,36 +411,6 @@ class Person(models.Model):
         return mask_id_number(self.id_number)
 
 
-class AppendOnlyError(Exception):
-    """Raised when code tries to change or delete an audit row."""
-
-
-class AuditEntryQuerySet(models.QuerySet):
-    def update(self, **kwargs: Any) -> int:
-        raise AppendOnlyError("The audit log is append-only.")
-
-    def delete(self) -> tuple[int, dict[str, int]]:
-        raise AppendOnlyError("The audit log is append-only.")
-
-
-class AppendOnlyModel(models.Model):
-    """Rows that are written once: no update or delete through the ORM (the database triggers of
-    migration 0006 guard the application audit trail the same way)."""
-
-    objects = AuditEntryQuerySet.as_manager()
-
-    class Meta:
-        abstract = True
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None and not kwargs.get("force_insert"):
-            raise AppendOnlyError(f"{type(self).__name__} rows are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise AppendOnlyError(f"{type(self).__name__} rows are append-only.")
-
-
 class RecordAuditEntry(AppendOnlyModel):
     """One change of a record that is neither an application nor a person, append-only: a load of the disease
     catalogue (病种目录), a roster import's or a review batch's state. ``subject`` names the kind of record and
@@ -628,29 +602,32 @@ class TerminationReason(models.TextChoices):
     MOVED_OUT = "moved_out", _("moved out of the province")
     CURED = "cured", _("cured")
     DISEASE_REMOVED = "disease_removed", _("disease removed from the catalogue")
+    # Set by oversight's services (the re-check decision and the objection resolution), never picked by hand there.
+    RECHECK_FAILED = "recheck_failed", _("failed the sample re-check")
+    OBJECTION_UPHELD = "objection_upheld", _("objection upheld during the public notice")
 
 
-def _can_file(instance: Application, user: Any) -> bool:
+def _can_file(instance: models.Model, user: Any) -> bool:
     return roles.has_any_role(user, roles.CLINIC_STAFF, roles.ADMIN)
 
 
-def _can_diagnose(instance: Application, user: Any) -> bool:
+def _can_diagnose(instance: models.Model, user: Any) -> bool:
     return roles.has_any_role(user, roles.PHYSICIAN)
 
 
-def _can_review(instance: Application, user: Any) -> bool:
+def _can_review(instance: models.Model, user: Any) -> bool:
     return roles.has_any_role(user, roles.REVIEWER, roles.ADMIN)
 
 
-def _can_approve_immediately(instance: Application, user: Any) -> bool:
+def _can_approve_immediately(instance: models.Model, user: Any) -> bool:
     return roles.has_any_role(user, roles.CENTER_OFFICER)
 
 
-def _can_terminate(instance: Application, user: Any) -> bool:
+def _can_terminate(instance: models.Model, user: Any) -> bool:
     return roles.has_any_role(user, roles.REVIEWER, roles.ADMIN)
 
 
-def _is_system(instance: Application, user: Any) -> bool:
+def _is_system(instance: models.Model, user: Any) -> bool:
     return roles.is_system(user)
 
 
@@ -660,8 +637,8 @@ def _is_system(instance: Application, user: Any) -> bool:
 DIAGNOSIS_REQUIRED_FIELDS = ("icd10_code", "diagnosis_date", "physician")
 
 
-def _has_diagnosis(instance: Application) -> bool:
-    return all(getattr(instance, Application._meta.get_field(name).attname) for name in DIAGNOSIS_REQUIRED_FIELDS)
+def _has_diagnosis(instance: models.Model) -> bool:
+    return all(getattr(instance, model_field(Application, name).attname) for name in DIAGNOSIS_REQUIRED_FIELDS)
 
 
 def with_diagnosis() -> Q:
@@ -676,7 +653,8 @@ def with_diagnosis() -> Q:
     return condition
 
 
-def _immediate_mode(instance: Application) -> bool:
+def _immediate_mode(instance: models.Model) -> bool:
+    assert isinstance(instance, Application)  # a condition of Application's transitions only
     return instance.review_is_immediate()
 
 
@@ -1018,14 +996,11 @@ class AuditEntry(AppendOnlyModel):
     at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
     reason_code = models.CharField(_("reason code"), max_length=40, blank=True)
     reason = models.TextField(_("reason"), blank=True)
-    batch = models.ForeignKey(
-        "reviews.ReviewBatch",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="audit_entries",
-        verbose_name=_("batch"),
-    )
+    # The review batch (reviews.ReviewBatch) the row belongs to, by id: enrollment sits below reviews and
+    # does not name its models. On PostgreSQL the reviews app adds the foreign-key constraint itself
+    # (reviews migration 0008); labels come through ``selectors.BATCH_LABELS``.
+    batch_id = models.BigIntegerField(_("batch"), null=True, blank=True, db_index=True)
+    batch_label: str | None  # set by selectors.attach_batch_labels, not stored
     stage = models.CharField(_("review stage"), max_length=30, blank=True)
     details = models.JSONField(_("details"), default=dict, blank=True)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from enrollment import reference_cache
-from enrollment.coverage import CoverageAnswer, coverage_answer
+from enrollment.coverage import CoverageAnswer, coverage_answer, coverage_read
 from enrollment.models import (
     ACTIVE_STATES,
     COVERING_STATES,
@@ -41,6 +41,7 @@ from enrollment.models import (
     province_code,
 )
 from kernel import roles
+from kernel.input_guard import field_max_length
 
 # ---------------------------------------------------------------------------
 # Where a user works
@@ -126,7 +127,7 @@ def region_lineage_ids(region: Region) -> list[int]:
         return reference_cache.region_lineage_ids(region.pk)
     columns = ["pk", *("parent__" * (depth - 1) + "parent_id" for depth in range(1, REGION_TREE_DEPTH + 1))]
     row = Region.objects.filter(pk=region.pk).values_list(*columns).first() or (region.pk,)
-    chain = []
+    chain: list[int] = []
     for region_id in row:
         if region_id is None:
             return chain
@@ -418,8 +419,25 @@ def hold_as_prefetched(instance: Any, **related: list[Any]) -> None:
         cache[manager.field.remote_field.cache_name] = queryset  # what a reverse foreign key's manager reads
 
 
-def application_timeline(application: Application) -> QuerySet[AuditEntry]:
-    return application.audit_entries.select_related("actor", "batch").order_by("at", "id")
+# BATCH_LABELS: callables an app above registers (the reviews app, in ready()) that take a set of batch ids
+# and answer {id: label} for those they know, in one query. Audit rows carry the batch as a plain id.
+BATCH_LABELS: list[Callable[[set[int]], dict[int, str]]] = []
+
+
+def attach_batch_labels(entries: Iterable[AuditEntry]) -> list[AuditEntry]:
+    """Give each audit row ``batch_label`` (None without a batch), one query per registered labeller."""
+    rows = list(entries)
+    ids = {e.batch_id for e in rows if e.batch_id is not None}
+    labels: dict[int, str] = {}
+    for labeller in BATCH_LABELS if ids else ():
+        labels.update(labeller(ids))
+    for entry in rows:
+        entry.batch_label = None if entry.batch_id is None else labels.get(entry.batch_id, f"#{entry.batch_id}")
+    return rows
+
+
+def application_timeline(application: Application) -> list[AuditEntry]:
+    return attach_batch_labels(application.audit_entries.select_related("actor").order_by("at", "id"))
 
 
 def persons_visible_to(user: Any) -> QuerySet[Person]:
@@ -473,8 +491,8 @@ def person_by_id_number(user: Any, id_number: str) -> Person | None:
     return persons_visible_to(user).filter(id_number=id_number).first()
 
 
-PERSON_NAME_MAX_LENGTH = Person._meta.get_field("name").max_length
-PERSON_PHONE_MAX_LENGTH = Person._meta.get_field("phone").max_length
+PERSON_NAME_MAX_LENGTH = field_max_length(Person, "name")
+PERSON_PHONE_MAX_LENGTH = field_max_length(Person, "phone")
 
 
 def _unreadable(text: str) -> bool:
@@ -831,25 +849,34 @@ def applications_search(queryset: QuerySet[Application], *, state: str = "", tex
     return queryset
 
 
-def renewal_worklist_for(user: Any, *, within_days: int = 180) -> QuerySet[Application]:
-    """Covering enrollments the viewer can see whose validity ends within ``within_days``, soonest first,
-    each with ``pending_renewal`` (a renewal is already filed) and ``reminders_sent``."""
+def renewal_candidates(user: Any, *, within_days: int = 180) -> QuerySet[Application]:
+    """Covering enrollments the viewer can see whose validity ends within ``within_days`` (no order, no flags:
+    the renewal worklist's scope, which its filters narrow)."""
     import datetime as dt
 
-    from django.db.models import Count, Exists, OuterRef
     from django.utils import timezone
 
     horizon = timezone.localdate() + dt.timedelta(days=within_days)
-    pending = Application.objects.filter(renews=OuterRef("pk"), state__in=ACTIVE_STATES)
-    return (
-        applications_visible_to(user)
-        .filter(state__in=COVERING_STATES, valid_until__isnull=False, valid_until__lte=horizon)
-        .annotate(
-            pending_renewal=Exists(pending),
-            reminders_sent=Count("reminders", filter=Q(reminders__status="sent")),
-        )
-        .order_by("valid_until", "id")
+    return applications_visible_to(user).filter(
+        state__in=COVERING_STATES, valid_until__isnull=False, valid_until__lte=horizon
     )
+
+
+def with_renewal_flags(queryset: QuerySet[Application]) -> QuerySet[Application]:
+    """Each row with ``pending_renewal`` (a renewal is already filed) and ``reminders_sent``."""
+    from django.db.models import Count, Exists, OuterRef
+
+    pending = Application.objects.filter(renews=OuterRef("pk"), state__in=ACTIVE_STATES)
+    return queryset.annotate(
+        pending_renewal=Exists(pending),
+        reminders_sent=Count("reminders", filter=Q(reminders__status="sent")),
+    )
+
+
+def renewal_worklist_for(user: Any, *, within_days: int = 180) -> QuerySet[Application]:
+    """Covering enrollments the viewer can see whose validity ends within ``within_days``, soonest first,
+    each with ``pending_renewal`` (a renewal is already filed) and ``reminders_sent``."""
+    return with_renewal_flags(renewal_candidates(user, within_days=within_days)).order_by("valid_until", "id")
 
 
 def filing_checklist(
@@ -1099,7 +1126,8 @@ def coverage_scope_refusal(user: Any, person: Person) -> str | None:
     institution = user_institution(user)
     if institution is not None and names & {roles.CLINIC_STAFF, roles.PHYSICIAN, roles.CENTER_OFFICER}:
         region_code = reference_cache.region_code(institution.region_id) or institution.region.code
-        if province_code(region_code) == province_code(person.insured_region.code):
+        insured_code = reference_cache.region_code(person.insured_region_id) or person.insured_region.code
+        if province_code(region_code) == province_code(insured_code):
             return None
     if roles.REVIEWER in names:
         region_id = user_region_id(user)
@@ -1129,12 +1157,14 @@ def coverage_for_viewer(
             code="unknown_disease",
             details={"field": "disease"},
         )
-    person = person_by_id_number(viewer, number)
+    # Every role may look a person up (persons_visible_to); the scope is checked on the person found.
+    read = coverage_read(id_number=number, disease=disease, as_of=as_of)
+    person = read.person
     if person is not None:
         refusal = coverage_scope_refusal(viewer, person)
         if refusal is not None:
             raise NotPermitted(refusal, code="outside_scope")
-    answer = coverage_answer(person=person, disease=disease, on=on, as_of=as_of)
+    answer = coverage_answer(person=person, disease=disease, on=on, as_of=as_of, read=read)
     return CoverageLookup(id_number=number, disease=disease, person=person, answer=answer)
 
 

@@ -23,11 +23,13 @@ from enrollment.models import (
     Disease,
     Institution,
     Person,
+    PersonCategory,
+    PersonStatusEvent,
     Reminder,
     ReminderChannel,
     ReminderStatus,
 )
-from kernel.sql import Fragment, column, compose, sql_in, table
+from kernel.sql import Fragment, RowReader, column, compose, db_value, sql_in, table
 
 # ---------------------------------------------------------------------------
 # Audit rows of a bulk transition
@@ -43,7 +45,7 @@ def audit_rows_insert(*, prototype: AuditEntry, source: Fragment, per_row: dict[
     for model_field in AuditEntry._meta.concrete_fields:
         if model_field.primary_key:
             continue
-        columns.append(connection.ops.quote_name(model_field.column))
+        columns.append(column(AuditEntry, model_field.name))
         if model_field.attname in per_row:
             values.append(Fragment(per_row[model_field.attname]))
         else:
@@ -258,4 +260,68 @@ def reminder_rows(
         first=sms,
         second=email,
         third=in_app,
+    )
+
+
+# ---------------------------------------------------------------------------
+# The coverage answer's reads
+# ---------------------------------------------------------------------------
+
+# The columns each read takes, in the order of the statement's SELECT list.
+COVERAGE_PERSON = RowReader(Person)
+COVERAGE_APPLICATION = RowReader(Application)
+COVERAGE_DECISION = RowReader(AuditEntry)
+
+
+def coverage_reads(
+    *, id_number: str, disease_id: int, approval_transitions: tuple[str, ...], as_of: dt.datetime | None
+) -> Fragment:
+    """One statement for what the coverage answer reads about a person, in place of four querysets: the
+    person (one row per application of the disease, or one with NULL application columns), whether they have
+    any status events and any support categories, each application of the disease, and each application's
+    latest approval audit row (recorded by ``as_of`` when given) with its actor's id and username. The
+    ``SELECT`` list is ``COVERAGE_PERSON``, the two flags, ``COVERAGE_APPLICATION``, ``COVERAGE_DECISION``,
+    then the actor's username."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model()
+    recorded = compose(
+        "AND e2.{at} <= {as_of}", at=Fragment(column(AuditEntry, "at")), as_of=db_value(AuditEntry, "at", as_of)
+    )
+    return compose(
+        "SELECT {person_columns}, "
+        "EXISTS (SELECT 1 FROM {events} ev WHERE ev.{event_person} = p.{pk}), "
+        "EXISTS (SELECT 1 FROM {categories} c WHERE c.{category_person} = p.{pk}), "
+        "{application_columns}, {decision_columns}, u.{username} "
+        "FROM {persons} p "
+        "LEFT JOIN {applications} a ON a.{person} = p.{pk} AND a.{disease} = {disease_id} "
+        "LEFT JOIN {entries} e ON e.{pk} = ("
+        "SELECT e2.{pk} FROM {entries} e2 WHERE e2.{entry_application} = a.{pk} AND e2.{transition} IN ({approvals}) "
+        "{recorded} ORDER BY e2.{at} DESC, e2.{pk} DESC LIMIT 1) "
+        "LEFT JOIN {users} u ON u.{pk} = e.{actor} "
+        "WHERE p.{id_number_column} = {id_number} ORDER BY a.{pk}",
+        person_columns=Fragment(COVERAGE_PERSON.columns("p")),
+        events=Fragment(table(PersonStatusEvent)),
+        event_person=Fragment(column(PersonStatusEvent, "person")),
+        pk=Fragment("id"),
+        categories=Fragment(table(PersonCategory)),
+        category_person=Fragment(column(PersonCategory, "person")),
+        application_columns=Fragment(COVERAGE_APPLICATION.columns("a")),
+        decision_columns=Fragment(COVERAGE_DECISION.columns("e")),
+        username=Fragment(column(users, "username")),
+        persons=Fragment(table(Person)),
+        applications=Fragment(table(Application)),
+        person=Fragment(column(Application, "person")),
+        disease=Fragment(column(Application, "disease")),
+        disease_id=disease_id,
+        entries=Fragment(table(AuditEntry)),
+        entry_application=Fragment(column(AuditEntry, "application")),
+        transition=Fragment(column(AuditEntry, "transition")),
+        approvals=Fragment(", ".join(["%s"] * len(approval_transitions)), approval_transitions),
+        recorded=recorded if as_of is not None else Fragment(""),
+        at=Fragment(column(AuditEntry, "at")),
+        users=Fragment(table(users)),
+        actor=Fragment(column(AuditEntry, "actor")),
+        id_number_column=Fragment(column(Person, "id_number")),
+        id_number=id_number,
     )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
 from enrollment import services
@@ -26,7 +27,7 @@ RETRY_BACKOFF = (60, 300, 900, 1800)
 def sweep_validity(day: str | None = None) -> dict[str, int | str]:
     """Beat, daily at 01:00 Asia/Shanghai: expiry transitions and the reminders now due."""
     result = services.validity_sweep(day=dt.date.fromisoformat(day) if day else None, actor=services.get_system_user())
-    summary = {
+    summary: dict[str, int | str] = {
         "day": result.day.isoformat(),
         "expiring": result.expiring,
         "expired": result.expired,
@@ -39,7 +40,7 @@ def sweep_validity(day: str | None = None) -> dict[str, int | str]:
 
 
 @shared_task(bind=True, name="enrollment.tasks.send_reminder", max_retries=len(RETRY_BACKOFF))
-def send_reminder(self, reminder_id: int) -> str:
+def send_reminder(self: Task[Any, Any], reminder_id: int) -> str:
     """Deliver one reminder; a failed send is retried with growing back-off, never sent twice."""
     reminder = services.reminder_deliver(reminder_id=reminder_id)
     if reminder.status == ReminderStatus.FAILED and reminder.attempts < settings.REMINDER_MAX_ATTEMPTS:

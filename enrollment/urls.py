@@ -21,6 +21,7 @@ urlpatterns = [
         {"file_format": "xlsx"},
         name="application-export-xlsx",
     ),
+    path("applications/renewals/", views.renewal_list, name="renewal-list"),
     path("applications/views/", views.saved_view_save, name="saved-view-save"),
     path("applications/views/<int:pk>/delete/", views.saved_view_delete, name="saved-view-delete"),
     path("applications/new/", views.application_file, name="application-file"),

@@ -17,6 +17,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -49,7 +50,7 @@ HOME_TEMPLATES = {
 }
 
 
-def _state_counts(queryset: Any) -> list[tuple[str, str, int]]:
+def _state_counts(queryset: Any) -> list[tuple[str, str | Promise, int]]:
     counts = selectors.states_summary(queryset)
     labels = dict(State.choices)
     return [(state, labels[state], counts.get(state, 0)) for state in STATE_ORDER]
@@ -124,6 +125,22 @@ def _list_query(data: Any, *, drop: tuple[str, ...] = ("page",), **changes: str)
     return query.urlencode()
 
 
+def _sort_links(request: HttpRequest, filterset: Any) -> dict[str, dict[str, Any]]:
+    """Per sort key of the list: its label, the direction in use and the link that sorts by it (filters kept)."""
+    from enrollment import list_selectors
+
+    ordering = list_selectors.current_ordering(filterset)
+    columns = {}
+    for key, label in list_selectors.sort_columns(filterset):
+        next_key = "-" + key if ordering == key else key
+        columns[key] = {
+            "label": label,
+            "direction": "ascending" if ordering == key else "descending" if ordering == "-" + key else "none",
+            "href": "?" + _list_query(request.GET, o=next_key),
+        }
+    return columns
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def application_list(request: HttpRequest) -> HttpResponse:
@@ -151,15 +168,7 @@ def application_list(request: HttpRequest) -> HttpResponse:
         text = ""
     rows = list_selectors.application_list_rows(filterset, text=text)
     page = Paginator(rows, list_selectors.LIST_PAGE_SIZE).get_page(request.GET.get("page"))
-    ordering = list_selectors.current_ordering(filterset)
-    columns = {}
-    for key, label in list_selectors.sort_columns():
-        next_key = "-" + key if ordering == key else key
-        columns[key] = {
-            "label": label,
-            "direction": "ascending" if ordering == key else "descending" if ordering == "-" + key else "none",
-            "href": "?" + _list_query(request.GET, o=next_key),
-        }
+    columns = _sort_links(request, filterset)
     query = _list_query(request.GET)
     return render(
         request,
@@ -175,6 +184,31 @@ def application_list(request: HttpRequest) -> HttpResponse:
             "saved_views": list_selectors.saved_views_of(user, "applications"),
             "save_form": forms.SavedViewForm(),
             "may_export_full": roles.has_any_role(user, roles.CLINIC_STAFF, roles.ADMIN),
+        },
+    )
+
+
+@login_required
+@require_GET
+def renewal_list(request: HttpRequest) -> HttpResponse:
+    """The renewal worklist: the viewer's enrollments whose validity ends within the horizon, filtered by
+    disease, institution, region and end date, sorted and paged by GET parameters only (no name or ID number
+    is ever part of its links)."""
+    from enrollment import list_selectors
+
+    filterset = list_selectors.renewal_list_filter(request.user, request.GET, within_days=RENEWAL_HORIZON_DAYS)
+    rows = list_selectors.renewal_list_rows(filterset)
+    page = Paginator(rows, list_selectors.LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "enrollment/renewal_list.html",
+        {
+            "filterset": filterset,
+            "page": page,
+            "query": _list_query(request.GET),
+            "filters_query": _list_query(request.GET, drop=("page",)),
+            "columns": _sort_links(request, filterset),
+            "may_file": roles.has_any_role(request.user, roles.CLINIC_STAFF, roles.ADMIN),
         },
     )
 
@@ -283,10 +317,15 @@ def application_file(request: HttpRequest) -> HttpResponse:
             try:
                 details = None
                 if form.person_changes():
+                    # A new person has both (FilingForm.clean); a known one keeps what the clerk left empty.
+                    name, insured_region = form.cleaned_data["name"], form.cleaned_data["insured_region"]
+                    if form.person is not None:
+                        name = name or form.person.name
+                        insured_region = insured_region or form.person.insured_region
                     details = services.PersonDetails(
                         id_number=form.cleaned_data["id_number"],
-                        name=form.cleaned_data["name"] or form.person.name,
-                        insured_region=form.cleaned_data["insured_region"] or form.person.insured_region,
+                        name=name,
+                        insured_region=insured_region,
                         insurance_type=form.cleaned_data["insurance_type"],
                         # Left empty: keep what is on record (the service's None).
                         insurance_number=form.cleaned_data["insurance_number"] or None,

@@ -4,6 +4,7 @@ difference to the catalogue in use. Nothing here writes."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -31,7 +32,7 @@ COMPARED_FIELDS = (
     "aliases",
 )
 
-CSV_COLUMNS: dict[str, tuple[str, ...]] = {
+CSV_COLUMNS: dict[str, Sequence[str]] = {
     "code": ("code", "病种编码", "病种代码", "opsp_dise_code"),
     "name": ("name", "病种名称", "opsp_dise_name"),
     "type": ("type", "病种类型", "disease_type"),

@@ -14,20 +14,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from enrollment.models import Application, Disease, Institution, Person, Region, mask_id_number
+from kernel.models import ImportReportRow, ImportState, UploadedImport
 
 
-class ImportState(models.TextChoices):
-    PENDING = "pending", _("waiting for the dry run")
-    VALIDATING = "validating", _("dry run in progress")
-    VALIDATED = "validated", _("dry run done")
-    COMMIT_REQUESTED = "commit_requested", _("waiting to commit")
-    COMMITTING = "committing", _("commit in progress")
-    COMMITTED = "committed", _("committed")
-    FAILED = "failed", _("failed")
-
-
-class RosterImport(models.Model):
-    """One uploaded roster of monitored people (监测对象名单) and what became of it."""
+class RosterImport(UploadedImport):
+    """One uploaded roster of monitored people (监测对象名单) and what became of it (the file, its state and
+    counts: kernel.models.UploadedImport)."""
 
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="roster_imports", verbose_name=_("uploaded by")
@@ -49,21 +41,9 @@ class RosterImport(models.Model):
         verbose_name=_("rows limited to region"),
         help_text=_("Empty: any region (administrators)."),
     )
-    original_name = models.CharField(_("file name"), max_length=255)
-    file_format = models.CharField(_("format"), max_length=10)
-    encoding = models.CharField(_("encoding"), max_length=20, blank=True)
-    # The file itself lives in the database, not on a shared disk, so that a worker on any
-    # machine can read it; it is emptied once the import is committed.
-    content = models.BinaryField(_("file content"), editable=False)
-    state = models.CharField(_("state"), max_length=20, choices=ImportState.choices, default=ImportState.PENDING)
-    lines_total = models.PositiveIntegerField(_("lines"), default=0)
     lines_done = models.PositiveIntegerField(_("lines processed"), default=0)
-    counts = models.JSONField(_("counts by status"), default=dict, blank=True)
-    error = models.TextField(_("error"), blank=True)
     # Set while a worker runs a phase; a phase whose worker stopped beating may be taken over.
     heartbeat_at = models.DateTimeField(_("last progress at"), null=True, blank=True)
-    created_at = models.DateTimeField(_("created at"), default=timezone.now)
-    validated_at = models.DateTimeField(_("dry run finished at"), null=True, blank=True)
     committed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -72,15 +52,10 @@ class RosterImport(models.Model):
         related_name="+",
         verbose_name=_("committed by"),
     )
-    committed_at = models.DateTimeField(_("committed at"), null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(UploadedImport.Meta):
         verbose_name = _("roster import")
         verbose_name_plural = _("roster imports")
-
-    def __str__(self) -> str:
-        return f"#{self.pk} {self.original_name} ({self.get_state_display()})"
 
     @property
     def progress(self) -> int:
@@ -109,15 +84,15 @@ class RowAction(models.TextChoices):
     FILING_EXISTS = "filing_exists", _("person registered, already on the worklist")
 
 
-class RosterRow(models.Model):
+class RosterRow(ImportReportRow):
     """One entry of an import's report: a line of the file and one condition it declares.
 
     A line declaring two conditions gives two entries; a line with none, or one that cannot be
-    read, gives one. Every line of the file has at least one entry.
+    read, gives one. Every line of the file has at least one entry. (Its line, reason code and
+    message: kernel.models.ImportReportRow.)
     """
 
     roster_import = models.ForeignKey(RosterImport, on_delete=models.CASCADE, related_name="rows")
-    line = models.PositiveIntegerField(_("line"))
     id_number = models.CharField(_("ID number"), max_length=40, blank=True)
     name = models.CharField(_("name"), max_length=100, blank=True)
     region_code = models.CharField(_("region"), max_length=20, blank=True)
@@ -126,8 +101,6 @@ class RosterRow(models.Model):
     declared = models.CharField(_("declared condition"), max_length=100, blank=True)
     disease = models.ForeignKey(Disease, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(_("status"), max_length=20, choices=RowStatus.choices)
-    reason_code = models.CharField(_("reason code"), max_length=40, blank=True)
-    message = models.TextField(_("message"), blank=True)
     action = models.CharField(_("action"), max_length=20, choices=RowAction.choices, blank=True, default="")
     person = models.ForeignKey(Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -111,6 +111,17 @@ class PriorRow(NamedTuple):
     occurrence: int  # the how-many-th row of its line with this ``declared``
 
 
+class LineFields(TypedDict):
+    """What every entry of a line repeats (``Entry(**fields, ...)``)."""
+
+    line: int
+    id_number: str
+    name: str
+    region_code: str
+    phone: str
+    support_categories: list[str]
+
+
 @dataclass
 class Entry:
     """One report row: a line and one declared condition (or the whole line, if it has none)."""
@@ -135,7 +146,7 @@ class Entry:
 @dataclass
 class PersonState:
     person_id: int | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)  # the person's stored insurance details and phone
     enrolled: set[int] = field(default_factory=set)  # diseases with an active new application
     active_diseases: set[int] = field(default_factory=set)  # any active application (mutual exclusion)
     held: int = 0  # active enrollments counting toward the chronic limit
@@ -307,7 +318,7 @@ class RosterChecker:
         raw_categories = split_values(self._value(cells, "support_category"))
         categories = [SUPPORT_CATEGORY_NAMES.get(value, value) for value in raw_categories]
         declared_raw = self._value(cells, "conditions")
-        base = {
+        base: LineFields = {
             "line": line,
             "id_number": number[:40],
             "name": name[:100],
@@ -398,7 +409,7 @@ class RosterChecker:
                 entries.append(self._check_condition(base, person, region, token))
         return entries
 
-    def _check_condition(self, base: dict[str, Any], person: PersonState, region: Region, token: str) -> Entry:
+    def _check_condition(self, base: LineFields, person: PersonState, region: Region, token: str) -> Entry:
         ref = self.reference
         entry = Entry(**base, declared=token[:100], status=RowStatus.INVALID, person_ok=True)
         disease, code, message = ref.resolve(token)

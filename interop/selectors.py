@@ -147,7 +147,7 @@ _NATIONAL_VALUES = (
     "valid_until",
     "person_id",  # not exported: whose record the row carries (the access log of full-ID exports)
 )
-OFFICE_FIELDS = (
+OFFICE_FIELDS: tuple[str, ...] = (
     "application",
     "id_number",
     "name",

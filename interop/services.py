@@ -39,9 +39,9 @@ from interop.models import (
 from interop.rosters import REQUIRED_COLUMNS, ROSTER_COLUMNS, Entry, PriorRow, RosterChecker
 from kernel import roles
 from kernel.errors import DomainError, InvalidInput, NotPermitted, RuleViolation
-from kernel.sql import chunks
-from kernel.tabular import map_header, read_table, sniff_format
+from kernel.tabular import Table
 from kernel.task_queue import enqueue
+from kernel.uploads import check_upload, chunks, read_upload, upload_name
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +66,12 @@ def roster_import_create(*, name: str, content: bytes, actor: Any, queue: bool =
     the rows and the row limit are the task's (``_read_roster``); a file that fails them ends as a failed
     import with the reason in ``error``."""
     selectors.ensure_may_import(actor)
-    if len(content) > settings.ROSTER_MAX_BYTES:
-        raise InvalidInput(
-            _("The file is larger than %(max)d MB; split the roster.") % {"max": settings.ROSTER_MAX_BYTES // 1048576},
-            code="invalid_file",
-        )
-    file_format = sniff_format(content, name)
+    file_format = check_upload(
+        content,
+        name,
+        max_bytes=settings.ROSTER_MAX_BYTES,
+        too_large=_("The file is larger than %(max)d MB; split the roster."),
+    )
     admin = roles.has_any_role(actor, roles.ADMIN)
     scope_region = None if admin else enrollment_selectors.user_region(actor)
     if not admin and scope_region is None:
@@ -81,7 +81,7 @@ def roster_import_create(*, name: str, content: bytes, actor: Any, queue: bool =
             uploaded_by=actor,
             institution=enrollment_selectors.user_institution(actor),
             scope_region=scope_region,
-            original_name=(name or "roster").replace("\\", "/").rsplit("/", 1)[-1][:255],
+            original_name=upload_name(name, "roster"),
             file_format=file_format,
             content=content,
         )
@@ -270,22 +270,12 @@ def _run_phase(roster: RosterImport, *, commit: bool, system: Any = None) -> Non
         _roster_audit(roster.pk, system, "committed" if commit else "validated", to_state=finished["state"])
 
 
-def _read_roster(roster: RosterImport) -> tuple[Any, dict[str, int]]:
+def _read_roster(roster: RosterImport) -> tuple[Table, dict[str, int]]:
     """The stored file read (in the task, never in the upload request) within ROSTER_MAX_ROWS rows and
     ROSTER_READ_SECONDS, its header mapped; the import's format, encoding and line count recorded."""
-    table = read_table(
-        bytes(roster.content),
-        roster.original_name,
-        max_rows=settings.ROSTER_MAX_ROWS,
-        max_seconds=settings.ROSTER_READ_SECONDS,
+    return read_upload(
+        roster, ROSTER_COLUMNS, REQUIRED_COLUMNS, no_rows_message=_("The roster has a header but no rows.")
     )
-    columns = map_header(table.header, ROSTER_COLUMNS, REQUIRED_COLUMNS)
-    if not table.rows:
-        raise InvalidInput(_("The roster has a header but no rows."), code="invalid_file")
-    RosterImport.objects.filter(pk=roster.pk).update(
-        file_format=table.file_format, encoding=table.encoding, lines_total=len(table.rows)
-    )
-    return table, columns
 
 
 def _dry_run_report(roster: RosterImport) -> tuple[dict[int, list[int]], dict[int, list[PriorRow]]]:
@@ -400,6 +390,8 @@ def _commit_condition(roster: RosterImport, person: Any, entry: Entry) -> tuple[
         return RowAction.PERSON_REGISTERED, ""
     if entry.reason_code == "on_worklist":
         return RowAction.FILING_EXISTS, ""
+    # An eligible row names its disease and the hospital that files (RosterChecker).
+    assert entry.disease_id is not None and entry.institution_id is not None
     try:
         with transaction.atomic():
             AssistedFiling.objects.create(

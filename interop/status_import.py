@@ -9,6 +9,7 @@ sent twice changes nothing (each row's reference is the event's idempotency key)
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from kernel import roles
 from kernel.errors import DomainError, NotPermitted
 from kernel.tabular import map_header, read_table
 
-HEADER_ALIASES: dict[str, tuple[str, ...]] = {
+HEADER_ALIASES: dict[str, Sequence[str]] = {
     "id_number": ("id_number", "身份证号", "身份证号码", "证件号码", "certno"),
     "kind": ("event", "kind", "事件", "事件类型", "变更类型"),
     "effective_date": ("effective_date", "生效日期", "变更日期", "日期", "date"),
@@ -216,6 +217,7 @@ def status_events_import(*, content: bytes, name: str, source: str, actor: Any, 
     for row in result.rows:
         if row.status != "valid":
             continue
+        assert row.person is not None and row.effective_date is not None  # _check refuses a row without either
         try:
             recorded = person_status.status_event_record(
                 person=row.person,

@@ -22,33 +22,19 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from enrollment.forms import add_domain_error
 from interop import selectors, services
-from interop.models import FilingState, ImportState, RowAction, RowStatus
+from interop.models import FilingState, RowAction, RowStatus
 from kernel import roles
 from kernel.errors import DomainError
 from kernel.tabular import tabular_response
+from kernel.uploads import report_context, request_commit_from, upload_file_field
 
 ROWS_PER_PAGE = 100
-# States in which a worker is (or will be) busy: the detail page polls the API while in one of them.
-RUNNING_STATES = (
-    ImportState.PENDING,
-    ImportState.VALIDATING,
-    ImportState.COMMIT_REQUESTED,
-    ImportState.COMMITTING,
-)
 
 
 class RosterUploadForm(forms.Form):
-    file = forms.FileField(
-        label=gettext_lazy("roster file"),
-        help_text=gettext_lazy("CSV (UTF-8, UTF-8 with BOM or GBK) or XLSX, with a header row."),
-        widget=forms.ClearableFileInput(
-            attrs={"accept": ".csv,.xlsx,text/csv,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
-        ),
+    file = upload_file_field(
+        gettext_lazy("roster file"), gettext_lazy("CSV (UTF-8, UTF-8 with BOM or GBK) or XLSX, with a header row.")
     )
-
-
-class CommitForm(forms.Form):
-    confirm = forms.BooleanField(label=gettext_lazy("I have checked the dry-run report and confirm"), required=True)
 
 
 class DismissForm(forms.Form):
@@ -100,25 +86,12 @@ def roster_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """State and progress, counts, the per-row report (filter by status) and the commit button."""
     _require_importer(request.user)
     roster = get_object_or_404(selectors.roster_imports_visible_to(request.user), pk=pk)
-    status = request.GET.get("status") or ""
-    if status not in RowStatus.values:
-        status = ""
+    status, context = report_context(request, roster, RowStatus)
     page = Paginator(selectors.roster_rows(roster, status or None), ROWS_PER_PAGE).get_page(request.GET.get("page"))
-    by_status = (roster.counts or {}).get("by_status", {})
     by_action = (roster.counts or {}).get("by_action", {})
+    actions = [(label, by_action[value]) for value, label in RowAction.choices if value in by_action]
     return render(
-        request,
-        "interop/roster_detail.html",
-        {
-            "roster": roster,
-            "running": roster.state in RUNNING_STATES,
-            "statuses": [(value, label, by_status.get(value, 0)) for value, label in RowStatus.choices],
-            "actions": [(label, by_action[value]) for value, label in RowAction.choices if value in by_action],
-            "status": status,
-            "page": page,
-            "query": f"status={status}" if status else "",
-            "commit_form": CommitForm() if roster.state == ImportState.VALIDATED else None,
-        },
+        request, "interop/roster_detail.html", {"roster": roster, "actions": actions, "page": page, **context}
     )
 
 
@@ -127,16 +100,7 @@ def roster_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def roster_commit(request: HttpRequest, pk: int) -> HttpResponse:
     _require_importer(request.user)
     roster = get_object_or_404(selectors.roster_imports_visible_to(request.user), pk=pk)
-    form = CommitForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _("Tick the confirmation to commit the import."))
-        return redirect("roster-detail", pk=roster.pk)
-    try:
-        services.roster_import_request_commit(import_id=roster.pk, actor=request.user)
-    except DomainError as error:
-        messages.error(request, str(error.message))
-    else:
-        messages.success(request, _("The commit has started."))
+    request_commit_from(request, lambda: services.roster_import_request_commit(import_id=roster.pk, actor=request.user))
     return redirect("roster-detail", pk=roster.pk)
 
 

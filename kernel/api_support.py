@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, connections, router, transaction
-from django.http import Http404
+from django.http import Http404, QueryDict
 from django.http.request import RawPostDataException
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -25,6 +25,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from kernel.errors import DomainError
 from kernel.models import IdempotencyRecord
+from kernel.sql import column_name
 
 
 class StandardPagination(PageNumberPagination):
@@ -122,12 +123,17 @@ logger = logging.getLogger(__name__)
 
 def _request_fingerprint(request: Request) -> str:
     digest = hashlib.sha256()
+    assert request.method is not None  # a request the server received always has a method
     digest.update(request.method.encode())
     digest.update(request.path.encode())
     content_type = request.content_type or ""
     if content_type.startswith("multipart/"):
-        for key in sorted(request.data.keys()):
-            for value in request.data.getlist(key):
+        data = request.data
+        # The form's fields and files; only an empty body of another multipart type parses to {} (nothing to add).
+        fields = data if isinstance(data, QueryDict) else QueryDict()
+        for key in sorted(fields.keys()):
+            values: list[Any] = fields.getlist(key)  # text, or the uploaded files
+            for value in values:
                 if hasattr(value, "chunks"):
                     for chunk in value.chunks():
                         digest.update(chunk)
@@ -147,11 +153,14 @@ class IdempotentPostMixin:
 
     The key is reserved by inserting its row before the work is done; the unique constraint
     (user, key) is the guarantee, so a concurrent retry sees "in progress" rather than filing twice.
+    The reservation of this request is kept on the view (DRF makes one view instance per request).
     """
+
+    _idempotency_record: IdempotencyRecord | None = None
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
-        request._idempotency_record = None
+        self._idempotency_record = None
         key = request.META.get(IDEMPOTENCY_HEADER)
         if request.method != "POST" or not key or not request.user.is_authenticated:
             return
@@ -183,7 +192,7 @@ class IdempotentPostMixin:
                     break
                 raise ReplayResponse(existing)
             else:
-                request._idempotency_record = record
+                self._idempotency_record = record
                 return
         raise IdempotencyConflict(
             _("A request with this Idempotency-Key is still being processed; retry in a moment."),
@@ -192,9 +201,9 @@ class IdempotentPostMixin:
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
-        record = getattr(request, "_idempotency_record", None)
+        record = self._idempotency_record
         if record is not None:
-            request._idempotency_record = None
+            self._idempotency_record = None
             if response.status_code >= 500:
                 # A server fault is not an answer: let the retry do the work again.
                 release_idempotency_key(record)
@@ -218,10 +227,9 @@ class IdempotentPostMixin:
         except BaseException:
             # Unhandled (DRF re-raises it and Django answers 500): finalize_response never runs, so the key is
             # released here, or the clinic could never retry this filing.
-            request = getattr(self, "request", None)
-            record = getattr(request, "_idempotency_record", None)
+            record = self._idempotency_record
             if record is not None:
-                request._idempotency_record = None
+                self._idempotency_record = None
                 release_idempotency_key(record)
             raise
 
@@ -245,8 +253,8 @@ def release_idempotency_key(record: IdempotencyRecord) -> None:
         quote = fresh.ops.quote_name
         with fresh.cursor() as cursor:
             cursor.execute(
-                f"DELETE FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = %s"
-                f" AND {quote(meta.get_field('status_code').column)} IS NULL",
+                f"DELETE FROM {quote(meta.db_table)} WHERE {quote(column_name(IdempotencyRecord, meta.pk.name))} = %s"
+                f" AND {quote(column_name(IdempotencyRecord, 'status_code'))} IS NULL",
                 [record.pk],
             )
     except Exception:

@@ -20,11 +20,14 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
+
+from kernel.sql import model_field
 
 # No request body of this API comes anywhere near it (the deepest is a list of objects: 3).
 MAX_JSON_DEPTH = 32
@@ -43,7 +46,14 @@ def username_max_length() -> int:
     from django.contrib.auth import get_user_model
 
     model = get_user_model()
-    return model._meta.get_field(model.USERNAME_FIELD).max_length or 150
+    return model_field(model, model.USERNAME_FIELD).max_length or 150
+
+
+def field_max_length(model: type[Model], name: str) -> int:
+    """The ``max_length`` of the model's field ``name`` (a field without one here is a programming error)."""
+    limit = model_field(model, name).max_length
+    assert limit is not None, f"{model.__name__}.{name} has no max_length"
+    return limit
 
 
 def json_depth(value: Any) -> int:

@@ -167,13 +167,13 @@ def _compare(
             continue
         serial = str(row.get("trt_dcla_detl_sn") or "")
         owner = next((a for a, s in serials.items() if s == serial), None)
-        application = next((a for a in apps if a.pk == owner), None) or next(
+        ended: Application | None = next((a for a in apps if a.pk == owner), None) or next(
             (a for a in apps if a.disease.code == row.get("opsp_dise_code") and a.state not in COVERING_STATES),
             None,
         )
-        if application is not None and application.pk in in_flight:
+        if ended is not None and ended.pk in in_flight:
             continue
-        difference(DifferenceKind.ENDED_HERE, application, row)
+        difference(DifferenceKind.ENDED_HERE, ended, row)
     return found
 
 

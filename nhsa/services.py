@@ -10,6 +10,7 @@ or a re-send after a killed worker is answered by the platform as the same messa
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import uuid
 from typing import Any
@@ -62,6 +63,8 @@ def on_transition(*, application: Application, transition: str, from_state: str,
     if transition in FILING_TRANSITIONS:
         message_file(application=application)
     elif transition in CANCELLING_TRANSITIONS:
+        # 2504's memo is free text, not a code of the platform's: our reason code goes as it is, oversight's
+        # recheck_failed and objection_upheld included (docs/platform.md, 2504).
         message_cancel(application=application, memo=application.termination_reason or transition)
 
 
@@ -272,7 +275,7 @@ def _deliver_file(message: PlatformMessage, claim: dt.datetime | None) -> Platfo
         )
         PlatformMessage.objects.filter(pk__in=waiting).update(next_attempt_at=timezone.now())
         for pk in waiting:
-            transaction.on_commit(lambda pk=pk: _enqueue(pk))
+            transaction.on_commit(functools.partial(_enqueue, pk))
     return message
 
 

@@ -601,9 +601,9 @@ class Simulator:
             person = db.execute("SELECT * FROM persons WHERE certno = ?", (certno,)).fetchone()
         if person is None:
             return self._refuse(UNKNOWN_PERSON)
-        birth = _parse_date(person["brdy"])
+        born = _parse_date(person["brdy"])
         today = _today()
-        age = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day)) if birth else ""
+        age = today.year - born.year - ((today.month, today.day) < (born.month, born.day)) if born else ""
         return self._ok(
             {
                 "baseinfo": {
@@ -811,7 +811,8 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path == "/__control":
             self._json(200, simulator.control())
         elif parts.path == "/__filings":
-            psn_no = (parse_qs(parts.query).get("psn_no") or [None])[0]
+            psn_nos = parse_qs(parts.query).get("psn_no")
+            psn_no = psn_nos[0] if psn_nos else None
             self._json(200, simulator.filings(psn_no))
         elif parts.path == "/__received":
             self._json(200, simulator.received())

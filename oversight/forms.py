@@ -1,14 +1,15 @@
-"""Web forms of the oversight pages: input shapes only; the rules live in oversight/services.py."""
+"""Web forms of the oversight pages: input shapes only; the rules live in oversight/services.py.
+
+No form asks for a termination reason: a failed re-check terminates with ``recheck_failed`` and an upheld
+objection with ``objection_upheld``; the reviewer's reason and the officer's resolution are the notes.
+"""
 
 from __future__ import annotations
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from enrollment.models import TerminationReason
 from oversight.models import ObjectionChannel
-
-TERMINATION_CHOICES = [("", _("— choose —")), *TerminationReason.choices]
 
 
 class RecheckForm(forms.Form):
@@ -19,9 +20,6 @@ class RecheckForm(forms.Form):
     )
     reason = forms.CharField(
         label=_("reason"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
-    )
-    termination_reason = forms.ChoiceField(
-        label=_("termination reason (when it fails)"), choices=TERMINATION_CHOICES, required=False
     )
 
 
@@ -37,6 +35,3 @@ class ObjectionForm(forms.Form):
 
 class ResolveForm(forms.Form):
     resolution = forms.CharField(label=_("resolution"), max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
-    termination_reason = forms.ChoiceField(
-        label=_("termination reason (when upheld)"), choices=TERMINATION_CHOICES, required=False
-    )

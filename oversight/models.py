@@ -18,7 +18,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from enrollment.models import AppendOnlyModel, Application, Disease, Institution, Region
+from enrollment.models import Application, Disease, Institution, Region
+from kernel.models import AppendOnlyModel
 
 DEFAULT_RECHECK_PERCENT = Decimal("10.00")
 DEFAULT_NOTICE_DAYS = 7

@@ -113,9 +113,9 @@ def recheck_rate(
         return RateChoice(default_recheck_percent(), "default")
     best = min(matching, key=lambda rate: (-rate.specificity, nearness[rate.region_id]))
     parts = [best.region.code]
-    if best.disease_id:
+    if best.disease is not None:  # None without a query when disease_id is None
         parts.append(f"disease {best.disease.code}")
-    if best.institution_id:
+    if best.institution is not None:
         parts.append(f"institution {best.institution.code}")
     return RateChoice(best.percent, "/".join(parts))
 

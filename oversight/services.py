@@ -173,24 +173,34 @@ def _ensure_independent(*, application: Application, actor: Any) -> None:
         )
 
 
+def _termination_reason(value: str, default: str) -> str:
+    """The reason an oversight correction terminates with: its own precise reason unless a caller names another."""
+    if not value:
+        return default
+    if value not in TerminationReason.values:
+        raise InvalidInput(
+            _("Choose a termination reason: %(choices)s.") % {"choices": ", ".join(TerminationReason.values)},
+            code="invalid_reason",
+            details={"field": "termination_reason"},
+        )
+    return value
+
+
 def recheck_decide(
     *, sample_id: int, actor: Any, passed: bool, reason: str = "", termination_reason: str = ""
 ) -> RecheckSample:
     """A reviewer of the region records a sample's re-check: pass, or fail with a reason.
 
     A failed re-check of an enrollment that still covers opens its correction at once: the enrollment is
-    terminated through enrollment's service (one audit row there, with this sample named in the note),
-    with the termination reason the reviewer chose. An enrollment that has already ended is left as it is.
+    terminated through enrollment's service (one audit row there, with this sample and the reviewer's reason
+    in the note) with the reason ``recheck_failed``; the reviewer picks none (``termination_reason`` names
+    another only for callers that must). An enrollment that has already ended is left as it is.
     """
     if not roles.has_any_role(actor, roles.REVIEWER):
         raise NotPermitted(_("Sample re-checks are recorded by reviewers."))
     reason = _text(reason, field="reason", required=not passed)
-    if not passed and termination_reason and termination_reason not in TerminationReason.values:
-        raise InvalidInput(
-            _("Choose a termination reason: %(choices)s.") % {"choices": ", ".join(TerminationReason.values)},
-            code="invalid_reason",
-            details={"field": "termination_reason"},
-        )
+    if not passed:
+        termination_reason = _termination_reason(termination_reason, TerminationReason.RECHECK_FAILED)
     with transaction.atomic():
         try:
             sample = RecheckSample.objects.select_for_update().get(pk=sample_id)
@@ -208,12 +218,6 @@ def recheck_decide(
         correction = Correction.NONE
         if not passed:
             if application.state in COVERING_STATES:
-                if not termination_reason:
-                    raise InvalidInput(
-                        _("The enrollment still covers: choose the termination reason for the correction."),
-                        code="invalid_reason",
-                        details={"field": "termination_reason"},
-                    )
                 enrollment_services.application_terminate(
                     application_id=application.pk,
                     actor=actor,
@@ -370,18 +374,15 @@ def objection_resolve(
     """An officer resolves an objection after verifying it.
 
     Upheld: an enrollment that still covers is terminated (enrollment's service, ending today, never
-    retroactively) and the entry shows "approval withdrawn after verification". Rejected: the hold is
-    released once no other objection to the entry is open.
+    retroactively) with the reason ``objection_upheld`` and the officer's resolution in the note (the officer
+    picks no reason; ``termination_reason`` names another only for callers that must), and the entry shows
+    "approval withdrawn after verification". Rejected: the hold is released once no other objection to the
+    entry is open.
     """
     if not roles.has_any_role(actor, roles.CENTER_OFFICER, roles.ADMIN):
         raise NotPermitted(_("Objections are resolved by centre officers and administrators."))
     resolution = _text(resolution, field="resolution", required=True)
-    if upheld and termination_reason not in TerminationReason.values:
-        raise InvalidInput(
-            _("Choose a termination reason: %(choices)s.") % {"choices": ", ".join(TerminationReason.values)},
-            code="invalid_reason",
-            details={"field": "termination_reason"},
-        )
+    termination_reason = _termination_reason(termination_reason, TerminationReason.OBJECTION_UPHELD) if upheld else ""
     with transaction.atomic():
         try:
             objection = Objection.objects.select_for_update().get(pk=objection_id)

@@ -7,12 +7,13 @@ during the notice period and are rate-limited per client address.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
+from django.core.cache import caches
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
@@ -25,6 +26,11 @@ from kernel.errors import DomainError
 from kernel.tabular import tabular_response
 from oversight import forms, selectors, services
 from oversight.models import RecheckState
+
+logger = logging.getLogger(__name__)
+# The public pages' request counts live in the cache every process shares (Redis in production): with the
+# per-process "default" cache each web worker would count on its own and allow the limit once per worker.
+RATE_LIMIT_CACHE = "shared"
 
 
 def _require_rechecker(user: Any) -> None:
@@ -89,7 +95,6 @@ def recheck_decide(request: HttpRequest, pk: int) -> HttpResponse:
             actor=request.user,
             passed=form.cleaned_data["outcome"] == "pass",
             reason=form.cleaned_data["reason"],
-            termination_reason=form.cleaned_data["termination_reason"],
         )
     except DomainError as error:
         _error(request, error)
@@ -167,7 +172,6 @@ def notice_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "objectable": [entry for entry in entries if not entry.withdrawn],
             "is_open": notice.is_open_on(timezone.localdate()),
             "objection_form": forms.ObjectionForm(),
-            "termination_choices": forms.TERMINATION_CHOICES,
         },
     )
 
@@ -240,16 +244,22 @@ def _client_address(request: HttpRequest) -> str:
 
 
 def _rate_limited(request: HttpRequest) -> bool:
-    """A fixed one-minute window per client address in the cache (per process with the default cache)."""
+    """A fixed one-minute window per client address, counted in the shared cache, so that every web process
+    adds to the same count (``add`` then ``incr``: atomic in Redis). The cache server unreachable: the page is
+    served unlimited rather than failing (logged)."""
     limit = settings.PUBLIC_NOTICE_REQUESTS_PER_MINUTE
     if limit <= 0:
         return False
+    counts = caches[RATE_LIMIT_CACHE]
     key = f"public-notice:{_client_address(request)}:{int(timezone.now().timestamp() // 60)}"
-    if cache.add(key, 1, timeout=90):
-        return False
     try:
-        return cache.incr(key) > limit
-    except ValueError:
+        if counts.add(key, 1, timeout=90):
+            return False
+        return counts.incr(key) > limit
+    except ValueError:  # the key expired between add and incr: a new window
+        return False
+    except Exception:  # noqa: BLE001 - the shared cache down must not take the public page down
+        logger.warning("shared cache unreachable: public notice pages not rate-limited", exc_info=True)
         return False
 
 

@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.db.models import Model
+from django.http import HttpRequest
 
 from reviews.models import ReviewBatch, ReviewItem, StageDecision
 
@@ -12,10 +14,10 @@ class ReviewBatchAdmin(admin.ModelAdmin):
     # Batches change through the services (assembly, decisions), never by hand.
     readonly_fields = ["region", "period", "cutoff", "state", "item_count", "assembled_at", "closed_at"]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -37,10 +39,10 @@ class ReviewItemAdmin(admin.ModelAdmin):
         "decided_at",
     ]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -51,11 +53,11 @@ class StageDecisionAdmin(admin.ModelAdmin):
     list_select_related = ["application__disease", "decided_by"]
     raw_id_fields = ["application", "item", "batch", "decided_by", "two_diseases_application"]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False

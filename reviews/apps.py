@@ -30,13 +30,15 @@ class ReviewsConfig(AppConfig):
         services.APPLICATION_ACTION_SERVICES["approve_immediately"] = application_approve_immediately
         # 即时办结: the page lists approve / reject / return with the rule the services apply (reviews.policies).
         policies.ACTION_CHECKS["approve_immediately"] = immediate_action_check("approve_immediately")
-        # The working lists' "claimed by" filter (enrollment.list_selectors).
+        # The working lists' "claimed by" and deadline filters and "due date" sort (enrollment.list_selectors).
         from enrollment import list_selectors
-        from reviews.list_filters import assignee_filters, deadline_filters
+        from reviews.list_filters import DUE_ORDERING, assignee_filters, deadline_filters
 
         for hook in (assignee_filters, deadline_filters):
             if hook not in list_selectors.LIST_FILTERS:
                 list_selectors.LIST_FILTERS.append(hook)
+        if DUE_ORDERING not in list_selectors.LIST_ORDERINGS:
+            list_selectors.LIST_ORDERINGS.append(DUE_ORDERING)
         # Immediate mode's reject and return (补正): the page lists them with the services' own rule.
         services.APPLICATION_ACTION_SERVICES["reject_immediately"] = application_reject_immediately
         services.APPLICATION_ACTION_SERVICES["return_immediately"] = application_return_immediately
@@ -64,6 +66,11 @@ class ReviewsConfig(AppConfig):
             enrollment_selectors.APPLICATION_EXTRAS.append(("deadline", _deadline))
         if _report_panel not in enrollment_selectors.REPORT_PANELS:
             enrollment_selectors.REPORT_PANELS.append(_report_panel)
+        # Audit rows name their batch by id; the timeline shows its label.
+        from reviews.selectors import batch_labels
+
+        if batch_labels not in enrollment_selectors.BATCH_LABELS:
+            enrollment_selectors.BATCH_LABELS.append(batch_labels)
 
 
 def _on_transition(**kwargs: Any) -> None:

@@ -111,10 +111,10 @@ def application_deadline(
     running = calendar.working_days_between(open_since, today) if open_since else 0
     due_on = calendar.add_working_days(started_on, days + answered + running)
     decided_on = timezone.localdate(application.decided_at) if application.decided_at else None
-    decided = application.state in DECIDED_STATES and decided_on is not None
-    if decided:
+    decided = decided_on if application.state in DECIDED_STATES else None
+    if decided is not None:
         left = None
-        on_time: bool | None = decided_on <= due_on
+        on_time: bool | None = decided <= due_on
         overdue = not on_time
     elif application.state == State.WITHDRAWN:
         left, on_time, overdue = None, None, False
@@ -131,7 +131,7 @@ def application_deadline(
         paused_since=open_since,
         working_days_left=left,
         overdue=overdue,
-        decided_on=decided_on if decided else None,
+        decided_on=decided,
         on_time=on_time,
         provisional=calendar.provisional,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -18,7 +18,8 @@ class ClaimForm(forms.Form):
     def __init__(self, *args: Any, stages: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         labels = dict(Stage.choices)
-        self.fields["stage"].choices = [("", _("every stage I hold"))] + [(s, labels.get(s, s)) for s in stages]
+        stage = cast(forms.ChoiceField, self.fields["stage"])
+        stage.choices = [("", _("every stage I hold"))] + [(s, labels.get(s, s)) for s in stages]
 
 
 class DecideForm(forms.Form):
@@ -55,10 +56,11 @@ class DecideForm(forms.Form):
 
     def __init__(self, *args: Any, item_ids: list[int], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["items"].choices = [(pk, pk) for pk in item_ids]
+        cast(forms.ChoiceField, self.fields["items"]).choices = [(pk, pk) for pk in item_ids]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if not data.get("items"):
             self.add_error("items", _("Select at least one item."))
         # Said here in the reviewer's words (the service's own refusal lists the codes, for API clients).
@@ -117,4 +119,4 @@ class AssembleBatchForm(forms.Form):
 
     def __init__(self, *args: Any, regions: list[tuple[int, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["region"].choices = regions
+        cast(forms.ChoiceField, self.fields["region"]).choices = regions

@@ -1,4 +1,5 @@
-"""The reviews app's additions to the working lists: filter applications by the reviewer holding the claim."""
+"""The reviews app's additions to the working lists: filter applications by the reviewer holding the claim or by
+the stage deadline, and sort them by the due date of their open review item."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import django_filters
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -72,3 +73,14 @@ def deadline_filters(user: Any) -> dict[str, django_filters.Filter]:
             empty_label=_("any"),
         )
     }
+
+
+def _annotate_due_on(queryset: QuerySet[Any]) -> QuerySet[Any]:
+    """``review_due_on``: the stage due date of the application's open (pending) review item, else NULL."""
+    open_item = ReviewItem.objects.filter(application=OuterRef("pk"), outcome=Outcome.PENDING).values("due_on")[:1]
+    return queryset.annotate(review_due_on=Subquery(open_item))
+
+
+# enrollment.list_selectors.LIST_ORDERINGS: sort by the open review item's due date; applications without one
+# (not in review, or no time limit for the stage) come last both ways.
+DUE_ORDERING = ("due", _("due date"), "review_due_on", _annotate_due_on)

@@ -182,6 +182,15 @@ class StageDecision(models.Model):
     due_on = models.DateField(
         _("stage was due on"), null=True, blank=True, help_text=_("For the on-time rates of the reports.")
     )
+    application_due_on = models.DateField(
+        _("application was due on"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Set on the decision that decided the application: its promised date (承诺时限, 补正 pauses counted), "
+            "for the on-time rates per region and institution."
+        ),
+    )
     two_diseases_application = models.ForeignKey(
         Application,
         null=True,

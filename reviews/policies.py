@@ -27,7 +27,8 @@ def ensure_separation_of_duties(*, application: Application, actor: Any, stage: 
             code="separation_of_duties",
             details={"rule": "filed_by"},
         )
-    physician_user = application.physician.user_id if application.physician_id else None
+    physician = application.physician  # no query when there is none
+    physician_user = physician.user_id if physician is not None else None
     if actor.pk in (application.diagnosed_by_id, physician_user):
         raise RuleViolation(
             _("You recorded the diagnosis of this application, so you may not review it."),

@@ -37,10 +37,13 @@ class CalendarUnknown(RuleViolation):
 class WorkCalendar:
     """One computation's view of the calendar: the override table is read once per year it touches."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, day_model: Any = None, year_model: Any = None) -> None:
+        """``day_model`` / ``year_model``: a migration's historical CalendarDay / CalendarYear (default: the app's)."""
         self._overrides: dict[int, dict[dt.date, bool]] = {}
         self._declared: dict[int, bool] = {}
         self.unknown_years: set[int] = set()
+        self._day_model = day_model
+        self._year_model = year_model
 
     @property
     def provisional(self) -> bool:
@@ -52,8 +55,9 @@ class WorkCalendar:
             return
         from reviews.models import CalendarDay, CalendarYear
 
-        self._overrides[year] = dict(CalendarDay.objects.filter(date__year=year).values_list("date", "is_working_day"))
-        self._declared[year] = CalendarYear.objects.filter(year=year).exists()
+        days, years = self._day_model or CalendarDay, self._year_model or CalendarYear
+        self._overrides[year] = dict(days.objects.filter(date__year=year).values_list("date", "is_working_day"))
+        self._declared[year] = years.objects.filter(year=year).exists()
 
     def is_working_day(self, day: dt.date) -> bool:
         self._load(day.year)

@@ -11,15 +11,16 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('enrollment', '0001_initial'),
-        ('reviews', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
+        # Was a foreign key to reviews.ReviewBatch (same column, batch_id): enrollment no longer depends on
+        # the reviews app; reviews 0008 adds the constraint on PostgreSQL where it is missing.
         migrations.AddField(
             model_name='auditentry',
-            name='batch',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='audit_entries', to='reviews.reviewbatch', verbose_name='batch'),
+            name='batch_id',
+            field=models.BigIntegerField(blank=True, db_index=True, null=True, verbose_name='batch'),
         ),
         migrations.AddField(
             model_name='disease',

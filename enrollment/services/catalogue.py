@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db import transaction
 from django.utils.translation import gettext as _
@@ -15,6 +15,14 @@ from kernel.errors import InvalidInput
 # ---------------------------------------------------------------------------
 # Catalogue
 # ---------------------------------------------------------------------------
+
+
+class CatalogueLoaded(TypedDict):
+    """What a catalogue load did: how many diseases it created and updated, and the catalogue's version."""
+
+    created: int
+    updated: int
+    version: str
 
 
 def catalogue_aliases(raw: Any, *, name: str = "") -> list[str]:
@@ -46,7 +54,7 @@ def catalogue_entry_values(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def catalogue_load(*, data: dict[str, Any], actor: Any) -> dict[str, int]:
+def catalogue_load(*, data: dict[str, Any], actor: Any) -> CatalogueLoaded:
     """Create or update diseases from a catalogue document (enrollment/data/catalogue.json shape).
 
     Administrators and the system (the load_catalogue command) load it; each load writes one

@@ -28,7 +28,7 @@ from kernel.errors import InvalidInput, TransitionRefused
 
 # Django itself truncates uploaded names to 255 characters; anything this long is not a real scan's name.
 MAX_FILENAME_LENGTH = 200
-ALLOWED_DOCUMENT_TYPES: dict[str, tuple[str, ...]] = {
+ALLOWED_DOCUMENT_TYPES: dict[str, tuple[str, bytes]] = {
     # extension: (content type, magic prefixes)
     ".pdf": ("application/pdf", b"%PDF-"),
     ".jpg": ("image/jpeg", b"\xff\xd8\xff"),
@@ -130,6 +130,7 @@ def store_document(*, application: Application, prepared: PreparedDocument, acto
         uploaded_by=actor,
     )
     document.file.save(prepared.original_name, prepared.upload, save=False)
+    assert document.file.name is not None  # save() named the stored file
     files.names.append((document.file.storage, document.file.name))
     document.save()
     return document

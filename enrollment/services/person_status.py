@@ -44,7 +44,7 @@ POVERTY_RELATED: tuple[str, ...] = (
     SupportCategory.MINIMUM_LIVING,
     SupportCategory.EXTREME_HARDSHIP,
 )
-TERMINATION_FOR_EVENT = {
+TERMINATION_FOR_EVENT: dict[str, TerminationReason] = {
     StatusEventKind.DIED: TerminationReason.DEATH,
     StatusEventKind.INSURANCE_ENDED: TerminationReason.LOSS_OF_COVERAGE,
     StatusEventKind.MOVED_OUT: TerminationReason.MOVED_OUT,

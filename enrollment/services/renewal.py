@@ -41,8 +41,10 @@ def application_renew(
     with transaction.atomic():
         previous = lock_application(application_id)
         policies.ensure_renewal_open(actor, previous, today=today)
+        valid_until = previous.valid_until
+        assert valid_until is not None  # ensure_renewal_open refuses a long-term enrollment
         policy = selectors.policy_for_region(previous.region)
-        lapsed = previous.state == State.EXPIRED or today > previous.valid_until + dt.timedelta(days=policy.grace_days)
+        lapsed = previous.state == State.EXPIRED or today > valid_until + dt.timedelta(days=policy.grace_days)
         if lapsed and previous.state != State.EXPIRED:
             # The sweep has not reached it yet (a missed night): apply its rule to this row now, so
             # that the new filing does not collide with an enrollment that is over.
@@ -67,7 +69,7 @@ def application_renew(
             icd10_code=previous.icd10_code,
             diagnosis_date=previous.diagnosis_date,
             physician=previous.physician_id,
-            provisional_until=None if lapsed else previous.valid_until + dt.timedelta(days=policy.grace_days),
+            provisional_until=None if lapsed else valid_until + dt.timedelta(days=policy.grace_days),
         )
         Reminder.objects.filter(
             application=previous, status__in=(ReminderStatus.PENDING, ReminderStatus.FAILED)

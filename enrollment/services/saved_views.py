@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from enrollment.models import SavedView
 from kernel.errors import InvalidInput
+from kernel.input_guard import field_max_length
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +49,10 @@ def saved_view_save(*, actor: Any, page: str, name: str, query: str, allowed_key
     name = (name or "").strip()
     if not name:
         raise InvalidInput(_("Give the view a name."), details={"field": "name"})
-    if len(name) > SavedView._meta.get_field("name").max_length:
+    if len(name) > field_max_length(SavedView, "name"):
         raise InvalidInput(_("The name is too long."), details={"field": "name"})
     cleaned = _clean_query(query, allowed_keys)
-    if len(cleaned) > SavedView._meta.get_field("query").max_length:
+    if len(cleaned) > field_max_length(SavedView, "query"):
         raise InvalidInput(_("Too many filters to keep in one view."), details={"field": "query"})
     now = timezone.now()
     with transaction.atomic():

@@ -141,6 +141,7 @@ def _assemble_chunk(
         _insert_enqueue_audit_rows(batch=batch, ids=ids, actor=actor)
         ReviewBatch.objects.filter(pk=batch.pk).update(item_count=F("item_count") + moved)
     last_id, last_diagnosed_at = rows[-1]
+    assert last_diagnosed_at is not None  # candidates were diagnosed before the cutoff
     return last_diagnosed_at, last_id
 
 

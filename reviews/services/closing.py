@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -29,5 +31,5 @@ def review_items_close_for(*, application: Application, from_state: str) -> int:
         outcome=Outcome.WITHDRAWN, decided_at=timezone.now(), claimed_by=None, lease_expires_at=None
     )
     for batch_id in batch_ids:
-        transaction.on_commit(lambda batch_id=batch_id: batch_close_if_done(batch_id=batch_id))
+        transaction.on_commit(functools.partial(batch_close_if_done, batch_id=batch_id))
     return closed

@@ -32,6 +32,13 @@ def item_stage_due_on(*, application: Application, stage: str, entered: dt.datet
     )
 
 
+def application_due_on(application: Application) -> dt.date | None:
+    """The application's promised date as of now (补正 pauses counted), kept on the decision that decides it for
+    the on-time rates per region and institution (None: no limit, or a 两病 enrollment)."""
+    deadline = deadlines.application_deadline(application)
+    return deadline.due_on if deadline else None
+
+
 @dataclass
 class EscalationResult:
     escalated: list[int] = field(default_factory=list)  # item ids

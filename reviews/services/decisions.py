@@ -37,7 +37,7 @@ from reviews.models import (
 from reviews.policies import ensure_separation_of_duties
 from reviews.services import supplements
 from reviews.services.assembly import batch_close_if_done
-from reviews.services.deadlines import item_stage_due_on
+from reviews.services.deadlines import application_due_on, item_stage_due_on
 
 # ---------------------------------------------------------------------------
 # Stage decisions
@@ -126,6 +126,9 @@ def review_decide(
         ensure_separation_of_duties(application=application, actor=actor, stage=item.stage)
         _ensure_claimed(item=item, actor=actor)
         now = timezone.now()
+        decides_application = data.decision == Decision.REJECT or (
+            data.decision == Decision.APPROVE and item.next_stage() is None
+        )
         record = StageDecision(
             application=application,
             item=item,
@@ -138,6 +141,7 @@ def review_decide(
             decided_by=actor,
             decided_at=now,
             due_on=item.due_on,
+            application_due_on=application_due_on(application) if decides_application else None,
         )
         try:
             with transaction.atomic():

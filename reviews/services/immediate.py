@@ -43,6 +43,7 @@ def _record(
     from reviews import deadlines
 
     deadline = deadlines.application_deadline(application)
+    due_on = deadline.due_on if deadline else None
     return StageDecision.objects.create(
         application=application,
         round=selectors.next_round(application.pk),
@@ -52,7 +53,9 @@ def _record(
         reason=reason,
         decided_by=actor,
         decided_at=timezone.now(),
-        due_on=deadline.due_on if deadline else None,
+        due_on=due_on,
+        # A return leaves the application undecided: only an approval or a rejection keeps the promised date.
+        application_due_on=due_on if decision in (Decision.APPROVE, Decision.REJECT) else None,
     )
 
 

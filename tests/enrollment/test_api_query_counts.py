@@ -20,9 +20,11 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from enrollment import reference_cache, services
+from enrollment.services import person_status
 from enrollment.services.api_tokens import api_token_issue
 from reviews import services as review_services
 from tests.conftest import pdf_upload
+from tests.enrollment.validity_helpers import enrol
 from tests.reviews.helpers import MARCH_2, assemble, diagnosed, reviewer
 
 pytestmark = pytest.mark.django_db
@@ -115,10 +117,32 @@ def test_reminder_lists_query_count(world):
 def test_coverage_query_count(world):
     client = token_client(world.clerk)
     person = world.person()
-    asked = {"id_number": person.id_number, "disease": "M03900", "date": dt.date.today().isoformat()}
-    # the token's row, person, the person's applications for the disease, status events, categories, the
-    # access-log row (the user's profile and roles, the disease, the clerk's institution's region are held)
-    assert count(client, "/api/v1/coverage/", asked) == 6
+    asked = {"id_number": person.id_number, "disease": "M03900", "date": "2026-03-02"}
+    # the token's row; one statement for the person (with whether they have any status events or categories),
+    # their applications of the disease and each one's approval row with its actor (enrollment.sql
+    # .coverage_reads); the access-log row. The user's profile and roles, the disease and the clerk's
+    # institution's region are held per process; events and categories are not read when there are none.
+    assert count(client, "/api/v1/coverage/", asked) == 3
+    enrol(world, on=dt.date(2026, 2, 2), person=person, disease=world.hypertension)
+    count(client, "/api/v1/coverage/", asked)  # the writes dropped the held token and reference copies
+    reference_cache.warm()
+    with CaptureQueriesContext(connection) as queries:
+        answer = client.get("/api/v1/coverage/", asked).json()
+    assert answer["covered"] is True and answer["decision"]["actor"] == world.reviewer.username
+    assert len(queries) == 3  # an approved enrollment and its decision come in the same statement
+    person_status.status_event_record(
+        person=person,
+        kind="categories_set",
+        effective_date=dt.date(2026, 1, 1),
+        source="test",
+        reference="count-1",
+        actor=world.officer,
+        categories=["extreme_hardship"],
+    )
+    count(client, "/api/v1/coverage/", asked)
+    reference_cache.warm()
+    # ... and the events and categories are read (one statement each) once the person has them
+    assert count(client, "/api/v1/coverage/", asked) == 5
 
 
 def test_review_api_query_counts(world):

@@ -90,7 +90,7 @@ def test_upload_only_stores_the_file_and_the_task_reads_400000_empty_rows_cheapl
     with (
         mock.patch("openpyxl.load_workbook", side_effect=parsed),
         mock.patch("kernel.tabular.read_table", side_effect=parsed),
-        mock.patch("interop.services.read_table", side_effect=parsed),
+        mock.patch("kernel.uploads.read_table", side_effect=parsed),  # the upload kit reads stored files
     ):
         response = upload(client, content)  # the dry run is queued on commit: not run inside this test
         page = web.post(reverse("roster-list"), {"file": SimpleUploadedFile("roster.xlsx", content)})  # the web form

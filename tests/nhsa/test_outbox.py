@@ -227,6 +227,18 @@ def test_termination_cancels_with_the_stored_serial(world, platform):
     assert nhsa_selectors.platform_state_for(application.pk).status == "cancelled"
 
 
+@pytest.mark.parametrize("reason", [TerminationReason.RECHECK_FAILED, TerminationReason.OBJECTION_UPHELD])
+def test_oversight_terminations_cancel_with_their_own_reason_as_the_memo(world, platform, reason):
+    """2504's memo is free text (no platform code list): oversight's two reasons go as they are, like the others."""
+    application = approved(world)
+    known(platform, application.person)
+    deliver(only_message(application))
+    services.application_terminate(application_id=application.pk, actor=world.admin, reason=reason)
+    cancel = deliver(only_message(application, MessageKind.CANCEL))
+    assert cancel.state == MessageState.SENT and cancel.payload["memo"] == reason
+    assert platform.filings()[0]["cancel_memo"] == reason
+
+
 def test_status_event_termination_cancels_too(world, platform):
     from enrollment.models import StatusEventKind
     from enrollment.services import person_status

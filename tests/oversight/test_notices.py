@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 import time_machine
 from django.test import Client
+from django.utils import timezone
 
 from enrollment.models import Application, AuditEntry, State
 from kernel.errors import InvalidInput, NotPermitted, RuleViolation
@@ -208,6 +209,27 @@ def test_upheld_objection_terminates_through_the_service(world, published):
     assert objection.state == ObjectionState.UPHELD
 
 
+def test_upheld_objection_terminates_with_its_own_reason_from_the_page(world, published, client_for):
+    """The officer picks no termination reason: an upheld objection ends the enrollment as ``objection_upheld``,
+    the officer's resolution in the note."""
+    notice, apps = published
+    entry = notice.entries.get(number=2)
+    with time_machine.travel(dt.datetime(2026, 4, 3, 10, 0, tzinfo=SHANGHAI), tick=False):
+        objection = services.objection_record(entry_id=entry.pk, actor=world.officer, channel="phone", text="已迁出")
+        page = client_for(world.officer).get(f"/oversight/notices/{notice.pk}/")
+        assert b'name="termination_reason"' not in page.content
+        response = client_for(world.officer).post(
+            f"/oversight/objections/{objection.pk}/uphold/", {"resolution": "医保转出省外已核实"}
+        )
+    assert response.status_code == 302
+    application = Application.objects.get(pk=apps[1].pk)
+    assert (application.state, application.termination_reason) == (State.TERMINATED, "objection_upheld")
+    audit = AuditEntry.objects.filter(application=application, transition="terminate").get()
+    assert audit.reason_code == "objection_upheld" and "医保转出省外已核实" in audit.reason
+    details = OversightAuditEntry.objects.get(action="objection_upheld").details
+    assert (details["terminated"], details["termination_reason"]) == (True, "objection_upheld")
+
+
 def test_scope_of_the_services(world, published):
     notice, _apps = published
     entry = notice.entries.first()
@@ -248,18 +270,59 @@ def test_pages_refuse_clinic_staff_and_hide_other_regions(world, published, clie
     assert not entry.held
 
 
-def test_public_pages_are_rate_limited(world, published, settings):
-    from django.core.cache import cache
+def _clear_rate_limit_counts():
+    from django.core.cache import caches
 
+    from oversight.views import RATE_LIMIT_CACHE
+
+    caches[RATE_LIMIT_CACHE].delete_many(
+        [
+            f"public-notice:127.0.0.1:{int(dt.datetime(2026, 4, 2, 10, m, tzinfo=SHANGHAI).timestamp() // 60)}"
+            for m in (0, 1)
+        ]
+    )
+
+
+def test_public_pages_are_rate_limited(world, published, settings):
     notice, _apps = published
     settings.PUBLIC_NOTICE_REQUESTS_PER_MINUTE = 3
-    cache.clear()
+    _clear_rate_limit_counts()
     with time_machine.travel(dt.datetime(2026, 4, 2, 10, 0, 5, tzinfo=SHANGHAI), tick=False):
         statuses = [Client().get(f"/notices/{notice.token}/").status_code for _ in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
     with time_machine.travel(dt.datetime(2026, 4, 2, 10, 1, 5, tzinfo=SHANGHAI), tick=False):
         assert Client().get(f"/notices/{notice.token}/").status_code == 200  # the next minute
-    cache.clear()
+    _clear_rate_limit_counts()
+
+
+def test_rate_limit_is_counted_in_the_shared_cache_across_processes(world, published, settings, monkeypatch):
+    """Each web process holds its own cache clients, and its own per-process "default" cache: the count lives in
+    the "shared" cache (Redis in production), so one process's requests add to another's. Two cache handlers
+    stand for the two processes here: each opens its own client of the configured backend."""
+    from django.core.cache import CacheHandler
+
+    from oversight import views
+
+    assert views.RATE_LIMIT_CACHE == "shared"
+    notice, _apps = published
+    settings.PUBLIC_NOTICE_REQUESTS_PER_MINUTE = 3
+    _clear_rate_limit_counts()
+    first, second = CacheHandler(), CacheHandler()
+    assert first["shared"] is not second["shared"]
+    statuses = []
+    try:
+        with time_machine.travel(dt.datetime(2026, 4, 2, 10, 0, 5, tzinfo=SHANGHAI), tick=False):
+            for process in (first, second, first, second, first):
+                monkeypatch.setattr(views, "caches", process)  # the handler the view takes its cache from
+                statuses.append(Client().get(f"/notices/{notice.token}/").status_code)
+            key = f"public-notice:127.0.0.1:{int(timezone.now().timestamp() // 60)}"
+            assert first["shared"].get(key) == second["shared"].get(key) == 5
+            assert first["default"].get(key) is None and second["default"].get(key) is None
+    finally:
+        for process in (first, second):
+            process.close_all()
+        _clear_rate_limit_counts()
+    assert statuses == [200, 200, 200, 429, 429]
 
 
 def test_application_page_shows_the_hold_without_the_objection(world, published, client_for):

@@ -200,16 +200,45 @@ def test_fail_terminates_the_enrollment_through_the_service(world):
     assert OversightAuditEntry.objects.get(action="recheck_failed").details["correction"] == "terminated"
 
 
-def test_fail_needs_a_reason_and_a_termination_reason(world):
+def test_fail_needs_a_reason_and_a_known_termination_reason(world):
     from kernel.errors import InvalidInput
 
     sample = _sample(world)
     with pytest.raises(InvalidInput):
         services.recheck_decide(sample_id=sample.pk, actor=world.reviewer, passed=False, reason="")
-    with pytest.raises(InvalidInput):
-        services.recheck_decide(sample_id=sample.pk, actor=world.reviewer, passed=False, reason="wrong code")
+    with pytest.raises(InvalidInput) as refused:
+        services.recheck_decide(
+            sample_id=sample.pk, actor=world.reviewer, passed=False, reason="x", termination_reason="wrong code"
+        )
+    assert refused.value.code == "invalid_reason"
     assert RecheckSample.objects.get(pk=sample.pk).state == RecheckState.PENDING
     assert Application.objects.get(pk=sample.application_id).state == State.APPROVED
+
+
+def test_fail_terminates_with_the_recheck_reason_without_a_choice(world):
+    """The reviewer picks no termination reason: a failed re-check ends the enrollment as ``recheck_failed``,
+    with the reviewer's reason in the note."""
+    sample = _sample(world)
+    with time_machine.travel(dt.datetime(2026, 4, 5, 9, 0, tzinfo=SHANGHAI), tick=False):
+        services.recheck_decide(sample_id=sample.pk, actor=world.reviewer, passed=False, reason="诊断证明与病种不符")
+    application = Application.objects.get(pk=sample.application_id)
+    assert (application.state, application.termination_reason) == (State.TERMINATED, "recheck_failed")
+    audit = AuditEntry.objects.filter(application=application).order_by("-id").first()
+    assert (audit.transition, audit.reason_code) == ("terminate", "recheck_failed")
+    assert "诊断证明与病种不符" in audit.reason and f"#{sample.pk}" in audit.reason
+    details = OversightAuditEntry.objects.get(action="recheck_failed").details
+    assert details == {"correction": "terminated", "termination_reason": "recheck_failed"}
+
+
+def test_recheck_page_asks_no_termination_reason(world, client_for):
+    sample = _sample(world)
+    page = client_for(world.reviewer).get(f"/oversight/rechecks/{sample.pk}/")
+    assert b'name="termination_reason"' not in page.content
+    response = client_for(world.reviewer).post(
+        f"/oversight/rechecks/{sample.pk}/decide/", {"outcome": "fail", "reason": "no lab report"}
+    )
+    assert response.status_code == 302
+    assert Application.objects.get(pk=sample.application_id).termination_reason == "recheck_failed"
 
 
 def test_separation_of_duties(world):

@@ -95,3 +95,26 @@ def test_trigger_migration_is_a_no_op_off_postgres(db, settings):
             assert cursor.fetchone()[0] == 2
     else:
         assert connection.vendor == "sqlite"
+
+
+@pytest.mark.postgres
+def test_every_append_only_table_has_its_trigger(db):
+    """Each concrete model on the append-only base (kernel.models.AppendOnlyModel: enrollment's, assistance's and
+    oversight's audit tables, the access log) has the trigger its app's migration installs."""
+    from django.apps import apps
+
+    from kernel.models import AppendOnlyModel
+
+    tables = sorted(
+        model._meta.db_table
+        for model in apps.get_models()
+        if issubclass(model, AppendOnlyModel) and not model._meta.abstract
+    )
+    assert {"assistance_assistanceauditentry", "oversight_oversightauditentry", "enrollment_auditentry"} <= set(tables)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname = c.relname || %s",
+            ["_append_only"],
+        )
+        guarded = {row[0] for row in cursor.fetchall()}
+    assert [table for table in tables if table not in guarded] == []

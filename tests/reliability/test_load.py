@@ -378,7 +378,7 @@ def test_filings_and_queue_pages_under_load_while_a_batch_runs(world, gunicorn, 
     items = ReviewItem.objects.filter(batch=batch)
     assert batch.item_count == len(eligible) == items.count()
     assert set(items.values_list("application_id", flat=True)) == eligible
-    enqueues = AuditEntry.objects.filter(batch=batch, transition="enqueue")
+    enqueues = AuditEntry.objects.filter(batch_id=batch.pk, transition="enqueue")
     assert enqueues.count() == len(eligible)
     assert set(enqueues.values_list("application_id", flat=True)) == eligible
     # Decisions: each approved item has one stage decision and one approve audit row; nothing twice anywhere.

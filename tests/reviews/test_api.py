@@ -164,7 +164,7 @@ def test_bulk_decide_reports_each_item(world, batch):
         (unclaimed, "not_claimed"),
         (item_of(other).pk, "not_found"),
     }
-    assert AuditEntry.objects.filter(transition="approve", batch=batch).count() == 2
+    assert AuditEntry.objects.filter(transition="approve", batch_id=batch.pk).count() == 2
 
 
 def test_claim_with_idempotency_key_is_replayed(world, batch):

@@ -161,6 +161,7 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/applications/new/"): allow("clinic", "clinic_other", "admin"),
     ("POST", "/applications/new/check.json"): allow("clinic", "clinic_other", "admin"),
     # Working lists (issue 15): every role exports its own scope; saved views are each user's own.
+    ("GET", "/applications/renewals/"): ANY_STAFF,  # the renewal worklist, each viewer's own scope
     ("GET", "/applications/export.csv"): ANY_STAFF,
     ("GET", "/applications/export.xlsx"): ANY_STAFF,
     ("POST", "/applications/views/"): ANY_STAFF,
@@ -267,6 +268,17 @@ EXPECTED.update(
         ("POST", "/oversight/objections/{pk}/reject/"): NOTICE_OFFICE,
         ("GET", "/notices/"): PUBLIC,
         ("GET", "/notices/{token}/"): PUBLIC,
+        # The oversight API (docs/api.md, "Oversight"): the pages' rules. A re-check decision is a reviewer's: an
+        # administrator reads samples but the service refuses them the decision (403; the page shows it as a message).
+        ("GET", "/api/v1/rechecks/"): allow("reviewer", "reviewer_other", "admin"),  # scoped list
+        ("GET", "/api/v1/rechecks/{pk}/"): REGION_REVIEW,
+        ("POST", "/api/v1/rechecks/{pk}/decide/"): allow("reviewer", hide=("reviewer_other",)),
+        ("GET", "/api/v1/notices/"): NOTICE_OFFICE,
+        ("POST", "/api/v1/notices/"): NOTICE_OFFICE,  # the matrix batch is already published: 409 for them
+        ("GET", "/api/v1/notices/{pk}/"): NOTICE_OFFICE,
+        ("GET", "/api/v1/notices/{pk}/entries/"): NOTICE_OFFICE,
+        ("POST", "/api/v1/notice-entries/{pk}/objections/"): NOTICE_OFFICE,
+        ("POST", "/api/v1/objections/{pk}/resolve/"): NOTICE_OFFICE,
     }
 )
 
@@ -622,6 +634,10 @@ PK_KIND = [
     ("/oversight/notices/", "notice"),
     ("/oversight/notice-entries/", "notice_entry"),
     ("/oversight/objections/", "objection"),
+    ("/api/v1/rechecks/", "recheck"),
+    ("/api/v1/notices/", "notice"),
+    ("/api/v1/notice-entries/", "notice_entry"),
+    ("/api/v1/objections/", "objection"),
     ("/api/v1/cost-alerts/", "cost_alert"),
     ("/assistance/alerts/", "cost_alert"),
     ("/assistance/imports/", "settlement_import"),
@@ -775,8 +791,12 @@ def bodies(world: Any, same: Objects) -> dict[tuple[str, str], Any]:
         ("POST", "/oversight/rechecks/{pk}/decide/"): {"outcome": "pass", "reason": "matrix"},
         ("POST", "/oversight/batches/{pk}/notice/"): {"days": "7"},
         ("POST", "/oversight/notice-entries/{pk}/objections/"): {"channel": "phone", "text": "matrix"},
-        ("POST", "/oversight/objections/{pk}/uphold/"): {"resolution": "matrix", "termination_reason": "death"},
+        ("POST", "/oversight/objections/{pk}/uphold/"): {"resolution": "matrix"},
         ("POST", "/oversight/objections/{pk}/reject/"): {"resolution": "matrix"},
+        ("POST", "/api/v1/rechecks/{pk}/decide/"): {"result": "pass", "reason": "matrix"},
+        ("POST", "/api/v1/notices/"): {"batch": v["batch"], "days": 7},
+        ("POST", "/api/v1/notice-entries/{pk}/objections/"): {"channel": "phone", "text": "matrix"},
+        ("POST", "/api/v1/objections/{pk}/resolve/"): {"upheld": False, "resolution": "matrix"},
         ("POST", "/applications/new/check.json"): {
             "id_number": newcomer.id_number,
             "disease": world.copd.pk,

@@ -108,14 +108,14 @@ def test_notice_objection_and_recheck_queue(world: Any, live_server: Any, browse
     page.wait_for(".messages li")
     page.open(f"/oversight/rechecks/{second.pk}/")
     page.find("input[name=outcome][value=fail]").click()
-    page.find("#id_reason").send_keys("诊断证明与病种不符")
-    page.select("#id_termination_reason", "cured")
+    page.find("#id_reason").send_keys("诊断证明与病种不符")  # no termination reason to pick: recheck_failed
     page.find("#recheck-result button[type=submit]").click()
     page.wait_for(".messages li")
     page.open("/oversight/rechecks/?state=all")
     page.wait_for("[data-testid=recheck-row][data-state=failed]")
     page.shot("oversight-08-recheck-done")
-    assert Application.objects.get(pk=second.application_id).state == State.TERMINATED
+    failed = Application.objects.get(pk=second.application_id)
+    assert (failed.state, failed.termination_reason) == (State.TERMINATED, "recheck_failed")
     assert Application.objects.get(pk=first.application_id).state == State.APPROVED
 
     # 5. Narrow screen: the public list stays readable at 375 px.

@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from assistance import services
 from kernel.errors import DomainError
@@ -10,10 +12,10 @@ class Command(BaseCommand):
         "the month (monthly and, where the policy sets it, rolling 12-month); safe to repeat. Default: last month."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--period", help="the month, YYYY-MM (default: last month)")
 
-    def handle(self, *args, period, **options):
+    def handle(self, *args: Any, period: str | None, **options: Any) -> None:
         try:
             month = services.parse_period(period) if period else None
             result = services.monthly_run(actor=services.system_user(), period=month)

@@ -1,7 +1,8 @@
 import json
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from enrollment import services
 from kernel.errors import DomainError
@@ -12,10 +13,10 @@ DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "catalogue.json"
 class Command(BaseCommand):
     help = "Load (create or update) the disease catalogue from a JSON file (default: the bundled catalogue)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", nargs="?", default=str(DEFAULT_PATH))
 
-    def handle(self, *args, path, **options):
+    def handle(self, *args: Any, path: str, **options: Any) -> None:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

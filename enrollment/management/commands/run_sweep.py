@@ -1,8 +1,9 @@
 """``manage.py run_sweep [--date YYYY-MM-DD [--force]] [--deliver]``: the daily validity sweep for one date."""
 
 import datetime as dt
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from enrollment import services
@@ -16,7 +17,7 @@ class Command(BaseCommand):
         "twice; run it for each missed day or just for today, it catches up either way."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--date", dest="day", help="business date YYYY-MM-DD (default: today)")
         parser.add_argument(
             "--force",
@@ -30,7 +31,15 @@ class Command(BaseCommand):
             help="send the SMS and e-mail reminders from this process instead of handing them to the workers",
         )
 
-    def handle(self, *args, day=None, chunk_size=None, deliver=False, force=False, **options):
+    def handle(
+        self,
+        *args: Any,
+        day: str | None = None,
+        chunk_size: int | None = None,
+        deliver: bool = False,
+        force: bool = False,
+        **options: Any,
+    ) -> None:
         try:
             date = dt.date.fromisoformat(day) if day else None
         except ValueError:

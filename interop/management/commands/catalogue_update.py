@@ -1,7 +1,8 @@
 import json
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from enrollment.services import get_system_user
 from interop import services
@@ -15,7 +16,7 @@ class Command(BaseCommand):
         "--terminate-enrollments also ends their approved/expiring enrollments (reason disease_removed)."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path")
         parser.add_argument(
             "--catalogue-version", dest="catalogue_version", help="version label (needed for CSV without one)"
@@ -26,7 +27,16 @@ class Command(BaseCommand):
         parser.add_argument("--terminate-enrollments", action="store_true")
         parser.add_argument("--json", dest="as_json", action="store_true", help="print the diff as JSON")
 
-    def handle(self, *args, path, catalogue_version, apply, terminate_enrollments, as_json, **options):
+    def handle(
+        self,
+        *args: Any,
+        path: str,
+        catalogue_version: str | None,
+        apply: bool,
+        terminate_enrollments: bool,
+        as_json: bool,
+        **options: Any,
+    ) -> None:
         if terminate_enrollments and not apply:
             raise CommandError("--terminate-enrollments needs --apply.")
         try:
@@ -61,7 +71,7 @@ class Command(BaseCommand):
         for refused in result["not_terminated"]:
             self.stderr.write(f"  not terminated: application #{refused['application']}: {refused['message']}")
 
-    def _print_diff(self, diff, *, as_json: bool) -> None:
+    def _print_diff(self, diff: dict[str, Any], *, as_json: bool) -> None:
         if as_json:
             self.stdout.write(json.dumps(diff, ensure_ascii=False, indent=1, default=str))
             return

@@ -1,7 +1,8 @@
 import sys
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from interop import selectors, services
 from kernel.errors import DomainError
@@ -15,7 +16,7 @@ class Command(BaseCommand):
         "Full ID numbers: every person exported is written to the access log, under the system user."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--region", required=True, help="6-digit region code; regions inside it are included")
         parser.add_argument("--period", required=True, help="YYYY-MM")
         parser.add_argument("--format", dest="shape", choices=selectors.SHAPES, default=selectors.OFFICE)
@@ -27,7 +28,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--output", help="a .csv or .xlsx file; default: CSV on standard output")
 
-    def handle(self, *args, region, period, shape, basis, output, **options):
+    def handle(
+        self, *args: Any, region: str, period: str, shape: str, basis: str, output: str | None, **options: Any
+    ) -> None:
         try:
             request = selectors.export_request(viewer=None, region_code=region, period=period, shape=shape, basis=basis)
             # Full ID numbers: each person exported is written to the access log under the system user.

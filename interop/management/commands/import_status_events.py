@@ -1,49 +1,34 @@
-from pathlib import Path
+from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandParser
 
-from interop.status_import import REPORT_HEADER, status_events_import
-from kernel.errors import DomainError
-from kernel.tabular import write_report_file
+from interop.status_import import REPORT_HEADER, ImportResult, status_events_import
+from kernel.uploads import FileImportCommand
 
 
-class Command(BaseCommand):
+class Command(FileImportCommand):
     help = (
         "Import dated status events (insurance suspended/resumed/ended, moved out, died, left poverty, categories "
         "set) from a CSV (UTF-8/GBK) or XLSX file: a dry run with a per-row report; with --commit each valid row "
         "is recorded. Idempotent: a row whose reference was recorded before changes nothing."
     )
+    user_help = "an administrator or centre officer: who records"
+    commit_help = "record the valid rows (default: dry run only)"
 
-    def add_arguments(self, parser):
-        parser.add_argument("path")
-        parser.add_argument("--user", required=True, help="an administrator or centre officer: who records")
+    def add_options(self, parser: CommandParser) -> None:
         parser.add_argument("--source", default="import", help="the sending system; with each reference, the key")
-        parser.add_argument("--commit", action="store_true", help="record the valid rows (default: dry run only)")
-        parser.add_argument("--report", help="write the per-row report to this .csv or .xlsx file")
 
-    def handle(self, *args, path, user, source, commit, report, **options):
-        actor = get_user_model().objects.filter(username=user).first()
-        if actor is None:
-            raise CommandError(f"No user {user!r}.")
-        try:
-            content = Path(path).read_bytes()
-        except OSError as exc:
-            raise CommandError(f"Cannot read {path}: {exc}")
-        try:
-            result = status_events_import(
-                content=content, name=Path(path).name, source=source, actor=actor, commit=commit
-            )
-        except DomainError as exc:
-            raise CommandError(str(exc.message))
-        mode = "committed" if commit else "dry run"
+    def run_import(self, *, name: str, content: bytes, actor: Any, commit: bool, **options: Any) -> ImportResult:
+        return status_events_import(content=content, name=name, source=options["source"], actor=actor, commit=commit)
+
+    def summarise(self, result: Any) -> None:
+        mode = "committed" if result.committed else "dry run"
         self.stdout.write(f"Status events ({mode}): {len(result.rows)} rows")
         for status, n in sorted(result.counts().items()):
             self.stdout.write(f"  {status:18} {n}")
         for row in result.rows:
             if row.status == "invalid":
                 self.stdout.write(f"  line {row.line}: {row.code}: {row.message}")
-        if report:
-            rows = (row.report() for row in result.rows)
-            write_report_file(report, REPORT_HEADER, rows)
-            self.stdout.write(f"Report written to {report}")
+
+    def report_rows(self, result: Any) -> tuple[tuple[str, ...], Any]:
+        return REPORT_HEADER, (row.report() for row in result.rows)

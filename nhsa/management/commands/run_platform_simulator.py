@@ -1,8 +1,9 @@
 import os
 import signal
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from nhsa.envelope import CRYPTO_CHOICES, CRYPTO_SM4SM2
 from nhsa.simulator import Simulator
@@ -22,7 +23,7 @@ class Command(BaseCommand):
         "Faults can also be changed while it runs: POST /__control."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=8090, help="port to listen on (default 8090; 0: any free one)")
         parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
         parser.add_argument(
@@ -68,7 +69,7 @@ class Command(BaseCommand):
             help="refuse messages without today's 9001 sign_no (default: PLATFORM_SIGNIN_REQUIRED)",
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         crypto = options["crypto"] or settings.PLATFORM_CRYPTO
         signin_required = options["signin_required"]
         if signin_required is None:
