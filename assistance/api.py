@@ -22,7 +22,7 @@ from assistance.serializers import (
     SettlementBatchSerializer,
 )
 from enrollment.serializers import ErrorSerializer
-from kernel.api_support import IdempotentPostMixin
+from kernel.api_support import AuthenticatedRequest, IdempotentPostMixin
 from kernel.errors import NotPermitted
 
 ERRORS = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer}
@@ -35,7 +35,7 @@ class SettlementBatchView(IdempotentPostMixin, APIView):
     in their region; administrators any."""
 
     @extend_schema(request=SettlementBatchSerializer, responses={200: SettlementBatchResultSerializer, **ERRORS})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         if not selectors.may_send_settlements(request.user):
             raise NotPermitted()
         serializer = SettlementBatchSerializer(data=request.data)
@@ -82,7 +82,7 @@ class AlertViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
-    def _act(self, request: Request, pk: str, name: str) -> Response:
+    def _act(self, request: AuthenticatedRequest, pk: str, name: str) -> Response:
         alert = get_object_or_404(self.get_queryset(), pk=pk)
         serializer = AlertActionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -93,15 +93,15 @@ class AlertViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=AlertActionSerializer, responses={200: AlertSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
-    def acknowledge(self, request: Request, pk: str) -> Response:
+    def acknowledge(self, request: AuthenticatedRequest, pk: str) -> Response:
         return self._act(request, pk, "acknowledge")
 
     @extend_schema(request=AlertActionSerializer, responses={200: AlertSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
-    def refer(self, request: Request, pk: str) -> Response:
+    def refer(self, request: AuthenticatedRequest, pk: str) -> Response:
         return self._act(request, pk, "refer")
 
     @extend_schema(request=AlertActionSerializer, responses={200: AlertSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
-    def close(self, request: Request, pk: str) -> Response:
+    def close(self, request: AuthenticatedRequest, pk: str) -> Response:
         return self._act(request, pk, "close")

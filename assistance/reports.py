@@ -14,6 +14,7 @@ from assistance.models import AlertKind, AlertState, Benefit, LineKind
 from assistance.rules import ZERO, yuan
 from enrollment.models import SupportCategory
 from enrollment.report_selectors import Table, report_window
+from kernel import roles
 
 TABLES = ("by_region", "by_category", "by_disease", "alerts")
 
@@ -26,7 +27,7 @@ def _money(value: Any) -> str:
     return str(yuan(value if value is not None else ZERO))
 
 
-def tables(user: Any, *, months: int = 12) -> dict[str, Table]:
+def tables(user: roles.AnyUser, *, months: int = 12) -> dict[str, Table]:
     start, end = report_window(months)
     data = selectors.monthly_totals(user, period_from=start, period_to=end)
     categories = dict(SupportCategory.choices)
@@ -125,7 +126,7 @@ def tables(user: Any, *, months: int = 12) -> dict[str, Table]:
     return result
 
 
-def table(name: str, user: Any, *, months: int = 12) -> Table:
+def table(name: str, user: roles.AnyUser, *, months: int = 12) -> Table:
     return tables(user, months=months)[name]
 
 

@@ -35,15 +35,15 @@ from kernel import roles
 # ---------------------------------------------------------------------------
 
 
-def may_work_assistance(user: Any) -> bool:
+def may_work_assistance(user: roles.AnyUser) -> bool:
     return roles.has_any_role(user, roles.CENTER_OFFICER, roles.ADMIN)
 
 
-def may_send_settlements(user: Any) -> bool:
+def may_send_settlements(user: roles.AnyUser) -> bool:
     return roles.is_system(user) or roles.has_any_role(user, roles.CLINIC_STAFF, roles.CENTER_OFFICER, roles.ADMIN)
 
 
-def scope_region_ids(user: Any) -> list[int] | None:
+def scope_region_ids(user: roles.AnyUser) -> list[int] | None:
     """Region ids the user works for; None = every region (administrators, the system); [] = none."""
     if roles.is_system(user) or roles.has_any_role(user, roles.ADMIN):
         return None
@@ -53,18 +53,18 @@ def scope_region_ids(user: Any) -> list[int] | None:
     return enrollment_selectors.region_and_descendant_ids(region_id) if region_id else []
 
 
-def _scoped(queryset: QuerySet, user: Any, field_name: str = "region_id") -> QuerySet:
+def _scoped(queryset: QuerySet, user: roles.AnyUser, field_name: str = "region_id") -> QuerySet:
     ids = scope_region_ids(user)
     if ids is None:
         return queryset
     return queryset.filter(**{f"{field_name}__in": ids})
 
 
-def alerts_visible_to(user: Any) -> QuerySet[HighCostAlert]:
+def alerts_visible_to(user: roles.AnyUser) -> QuerySet[HighCostAlert]:
     return _scoped(HighCostAlert.objects.select_related("person", "region", "handled_by"), user)
 
 
-def alert_worklist(user: Any, *, state: str = "", period: dt.date | None = None) -> QuerySet[HighCostAlert]:
+def alert_worklist(user: roles.AnyUser, *, state: str = "", period: dt.date | None = None) -> QuerySet[HighCostAlert]:
     """Open work first: persons holding a support category first, then the highest amounts."""
     queryset = alerts_visible_to(user)
     if state:
@@ -80,7 +80,7 @@ def alert_history(alert: HighCostAlert) -> QuerySet:
     return alert.audit.select_related("actor").order_by("at", "pk")
 
 
-def settlement_imports_visible_to(user: Any) -> QuerySet[SettlementImport]:
+def settlement_imports_visible_to(user: roles.Actor) -> QuerySet[SettlementImport]:
     if not may_work_assistance(user):
         return SettlementImport.objects.none()
     queryset = SettlementImport.objects.select_related("uploaded_by", "scope_region").defer("content")
@@ -94,7 +94,7 @@ def settlement_import_rows(record: SettlementImport, status: str | None = None) 
     return rows.filter(status=status) if status else rows
 
 
-def persons_visible_to(user: Any) -> QuerySet[Person]:
+def persons_visible_to(user: roles.AnyUser) -> QuerySet[Person]:
     return _scoped(Person.objects.select_related("insured_region"), user, "insured_region_id")
 
 
@@ -238,7 +238,7 @@ def person_months(person: Person) -> list[dt.date]:
     )
 
 
-def retroactive_payable(user: Any) -> QuerySet[AssistanceLine]:
+def retroactive_payable(user: roles.AnyUser) -> QuerySet[AssistanceLine]:
     """Retroactive assistance listed for payment and not yet paid, in the viewer's scope."""
     return _scoped(
         AssistanceLine.objects.filter(kind=LineKind.RETROACTIVE, paid_at__isnull=True).select_related(
@@ -253,7 +253,7 @@ def retroactive_payable(user: Any) -> QuerySet[AssistanceLine]:
 # ---------------------------------------------------------------------------
 
 
-def monthly_totals(user: Any, *, period_from: dt.date, period_to: dt.date) -> dict[str, list[dict[str, Any]]]:
+def monthly_totals(user: roles.AnyUser, *, period_from: dt.date, period_to: dt.date) -> dict[str, list[dict[str, Any]]]:
     """Monthly totals by region, by category and by disease, and alerts by state (all aggregated in SQL)."""
     settlements = _scoped(Settlement.objects.filter(period__gte=period_from, period__lte=period_to), user)
     lines = _scoped(AssistanceLine.objects.filter(period__gte=period_from, period__lte=period_to), user)
@@ -286,6 +286,6 @@ def monthly_totals(user: Any, *, period_from: dt.date, period_to: dt.date) -> di
     return {"by_region": by_region, "by_category": by_category, "by_disease": by_disease, "alerts": by_alert}
 
 
-def alert_counts(user: Any) -> dict[str, int]:
+def alert_counts(user: roles.AnyUser) -> dict[str, int]:
     counts = dict(alerts_visible_to(user).order_by().values_list("state").annotate(n=Count("pk")))
     return {state: counts.get(state, 0) for state in AlertState.values}

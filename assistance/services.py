@@ -59,7 +59,7 @@ WRITE_BATCH = 2000
 COMPUTE_PERSONS_CHUNK = 5000
 
 
-def audit(*, action: str, actor: Any, details: dict[str, Any], alert: Any = None, person: Any = None) -> None:
+def audit(*, action: str, actor: roles.Actor, details: dict[str, Any], alert: Any = None, person: Any = None) -> None:
     AssistanceAuditEntry.objects.create(
         action=action, actor=actor, is_system=roles.is_system(actor), details=details, alert=alert, person=person
     )
@@ -71,7 +71,7 @@ def system_user() -> Any:
     return enrollment_services.get_system_user()
 
 
-def _ensure_worker(actor: Any) -> None:
+def _ensure_worker(actor: roles.Actor) -> None:
     if not (roles.is_system(actor) or selectors.may_work_assistance(actor)):
         raise NotPermitted(_("Only centre officers and administrators work on costs and assistance."))
 
@@ -100,7 +100,7 @@ class RecordResult:
 
 
 def _write(
-    results: list[RowResult], *, actor: Any, settlement_import: SettlementImport | None, compute: bool = True
+    results: list[RowResult], *, actor: roles.Actor, settlement_import: SettlementImport | None, compute: bool = True
 ) -> list[int]:
     """Insert the new settlements of checked rows (inside the caller's transaction) and compute their assistance.
 
@@ -148,7 +148,7 @@ def _write(
     return created_ids
 
 
-def settlements_record(*, rows: Sequence[dict[str, Any]], actor: Any, source: str = "api") -> RecordResult:
+def settlements_record(*, rows: Sequence[dict[str, Any]], actor: roles.Actor, source: str = "api") -> RecordResult:
     """A batch of settlement rows from a HIS or the platform (API): each checked, the new ones stored and their
     assistance computed in one transaction; idempotent by serial number (a row sent again is a duplicate)."""
     if not selectors.may_send_settlements(actor):
@@ -179,7 +179,7 @@ def settlements_record(*, rows: Sequence[dict[str, Any]], actor: Any, source: st
 # ---------------------------------------------------------------------------
 
 
-def settlement_import_create(*, name: str, content: bytes, actor: Any, queue: bool = True) -> SettlementImport:
+def settlement_import_create(*, name: str, content: bytes, actor: roles.Actor, queue: bool = True) -> SettlementImport:
     _ensure_worker(actor)
     file_format = check_upload(
         content, name, max_bytes=SETTLEMENT_MAX_BYTES, too_large=_("The file is larger than %(max)d MB; split it.")
@@ -202,7 +202,7 @@ def settlement_import_create(*, name: str, content: bytes, actor: Any, queue: bo
     return record
 
 
-def settlement_import_request_commit(*, import_id: int, actor: Any, queue: bool = True) -> SettlementImport:
+def settlement_import_request_commit(*, import_id: int, actor: roles.Actor, queue: bool = True) -> SettlementImport:
     _ensure_worker(actor)
     with transaction.atomic():
         visible = selectors.settlement_imports_visible_to(actor).filter(pk=import_id).values_list("pk", flat=True)
@@ -267,6 +267,7 @@ def _run_phase(record: SettlementImport, *, commit: bool) -> None:
         record, SETTLEMENT_COLUMNS, REQUIRED_COLUMNS, no_rows_message=_("The file has a header but no rows.")
     )
     actor = record.committed_by if commit else record.uploaded_by
+    assert actor is not None  # a commit is requested by someone (settlement_import_request_commit)
     checker = SettlementChecker(actor=actor, source="file")
     refused = (
         set(record.rows.filter(status=SettlementRowStatus.INVALID).values_list("line", flat=True)) if commit else set()
@@ -373,7 +374,7 @@ def _run_sql(built: tuple[str, list[Any]]) -> list[tuple[Any, ...]]:
 
 def compute_assistance(
     *,
-    actor: Any,
+    actor: roles.Actor,
     settlement_ids: Sequence[int] | None = None,
     period: dt.date | None = None,
     settlement_import: SettlementImport | None = None,
@@ -460,7 +461,7 @@ def _line(s: Settlement, line: Any, now: dt.datetime, recognition_id: int | None
 # ---------------------------------------------------------------------------
 
 
-def retroactive_assistance(*, recognition_ids: Sequence[int], actor: Any) -> int:
+def retroactive_assistance(*, recognition_ids: Sequence[int], actor: roles.Actor) -> int:
     """For each recognised category period: settlements in the policy's retroactive window before its start
     (``retroactive_months``, 6–12) are recomputed as if the category had held then; what that gives beyond the
     assistance already paid on each settlement is listed for payment as a retroactive line, once per settlement
@@ -551,7 +552,7 @@ def _retroactive_lines(
     return lines
 
 
-def retroactive_mark_paid(*, line_ids: Sequence[int], actor: Any) -> int:
+def retroactive_mark_paid(*, line_ids: Sequence[int], actor: roles.Actor) -> int:
     _ensure_worker(actor)
     with transaction.atomic():
         visible = selectors.retroactive_payable(actor).filter(pk__in=list(line_ids)).values_list("pk", flat=True)
@@ -574,7 +575,7 @@ class ScanResult:
     candidates: dict[str, int]
 
 
-def alerts_scan(*, period: dt.date, actor: Any) -> ScanResult:
+def alerts_scan(*, period: dt.date, actor: roles.Actor) -> ScanResult:
     """Find persons whose out-of-pocket total of the month (and, where the region's policy sets it, of the 12
     months ending with it) passes the region's threshold; one alert per person, month and kind.
 
@@ -666,7 +667,7 @@ def alerts_scan(*, period: dt.date, actor: Any) -> ScanResult:
 ALERT_ACTIONS = {"acknowledge": "acknowledge", "refer": "refer", "close": "close"}
 
 
-def alert_act(*, alert_id: int, action: str, actor: Any, note: str = "") -> HighCostAlert:
+def alert_act(*, alert_id: int, action: str, actor: roles.Actor, note: str = "") -> HighCostAlert:
     """Acknowledge, refer to assistance, or close an alert (closing needs a note); audited."""
     _ensure_worker(actor)
     if action not in ALERT_ACTIONS:
@@ -716,7 +717,7 @@ def previous_period(today: dt.date | None = None) -> dt.date:
     return period_start(today) - relativedelta(months=1)
 
 
-def monthly_run(*, actor: Any, period: dt.date | None = None) -> ScanResult:
+def monthly_run(*, actor: roles.Actor, period: dt.date | None = None) -> ScanResult:
     """The beat job: compute what is not computed, then scan the month (default: last month)."""
     period = period or previous_period()
     compute_assistance(actor=actor, period=period)

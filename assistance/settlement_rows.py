@@ -136,7 +136,7 @@ class PersonRef:
 class SettlementChecker:
     """Checks rows chunk by chunk for one sender; remembers the serial numbers earlier rows used."""
 
-    def __init__(self, *, actor: Any, source: str) -> None:
+    def __init__(self, *, actor: roles.Actor, source: str) -> None:
         self.actor = actor
         self.source = source
         self.today = timezone.localdate()

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from assistance import reports, selectors, services
 from assistance.forms import AlertActionForm, SettlementUploadForm
 from assistance.models import AlertState, SettlementRowStatus
+from kernel import roles
 from kernel.errors import DomainError
 from kernel.tabular import csv_chunks
 from kernel.uploads import report_context, request_commit_from
@@ -54,7 +55,7 @@ def alert_worklist(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def alert_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def alert_action(request: roles.AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
     _require_worker(request.user)
     alert = get_object_or_404(selectors.alerts_visible_to(request.user), pk=pk)
     form = AlertActionForm(request.POST)
@@ -70,7 +71,7 @@ def alert_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def import_list(request: HttpRequest) -> HttpResponse:
+def import_list(request: roles.AuthenticatedHttpRequest) -> HttpResponse:
     _require_worker(request.user)
     form = SettlementUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -88,7 +89,7 @@ def import_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def import_detail(request: roles.AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     _require_worker(request.user)
     record = get_object_or_404(selectors.settlement_imports_visible_to(request.user), pk=pk)
     status, context = report_context(request, record, SettlementRowStatus)
@@ -99,7 +100,7 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def import_commit(request: HttpRequest, pk: int) -> HttpResponse:
+def import_commit(request: roles.AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     _require_worker(request.user)
     record = get_object_or_404(selectors.settlement_imports_visible_to(request.user), pk=pk)
     request_commit_from(

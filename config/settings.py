@@ -189,6 +189,14 @@ IDEMPOTENCY_IN_PROGRESS_SECONDS = env_int("IDEMPOTENCY_IN_PROGRESS_SECONDS", 120
 # Sample re-checks and public notices (docs/reviews.md, "Oversight"): the re-check rate where no region sets one,
 # and how many requests a minute one address may make to the public notice pages.
 OVERSIGHT_RECHECK_PERCENT = env_str("OVERSIGHT_RECHECK_PERCENT", "10")
+# A failed re-check returned to the clinic for correction: calendar days it has to answer before the system terminates
+# the enrollment, and how many days before that it is reminded once (0: no reminder).
+OVERSIGHT_CORRECTION_DAYS = env_int("OVERSIGHT_CORRECTION_DAYS", 15)
+OVERSIGHT_CORRECTION_REMINDER_DAYS = env_int("OVERSIGHT_CORRECTION_REMINDER_DAYS", 3)
+if OVERSIGHT_CORRECTION_DAYS < 1 or not 0 <= OVERSIGHT_CORRECTION_REMINDER_DAYS < OVERSIGHT_CORRECTION_DAYS:
+    raise ImproperlyConfigured(
+        "OVERSIGHT_CORRECTION_DAYS must be at least 1 and OVERSIGHT_CORRECTION_REMINDER_DAYS between 0 and one less."
+    )
 PUBLIC_NOTICE_REQUESTS_PER_MINUTE = env_int("PUBLIC_NOTICE_REQUESTS_PER_MINUTE", 60)
 
 # API tokens (enrollment.models.ApiToken, issue 18 item 8): each lives this long after it is issued, and a
@@ -234,6 +242,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "InstitutionLevelEnum": "enrollment.models.InstitutionLevel",
         "TerminationReasonEnum": "enrollment.models.TerminationReason",
+        "ManualTerminationReasonEnum": "enrollment.models.MANUAL_TERMINATION_CHOICES",
         "ApplicationStateEnum": "enrollment.models.State",
         "BatchStateEnum": "reviews.models.BatchState",
         "ReminderStatusEnum": "enrollment.models.ReminderStatus",
@@ -242,6 +251,11 @@ SPECTACULAR_SETTINGS = {
         "StatusEventKindEnum": "enrollment.models.StatusEventKind",
         "ApplicationKindEnum": "enrollment.models.ApplicationKind",
         "ObjectionChannelEnum": "oversight.models.ObjectionChannel",
+        "RecheckSampleKindEnum": "oversight.models.SampleKind",
+        "RecheckStateEnum": "oversight.models.RecheckState",
+        "RecheckCorrectionEnum": "oversight.models.Correction",
+        "CorrectionRequestStateEnum": "oversight.models.CorrectionState",
+        "SupplementReasonEnum": "reviews.models.SupplementReason",
     },
 }
 
@@ -335,6 +349,11 @@ CELERY_BEAT_SCHEDULE["monthly-cost-alerts"] = {
 CELERY_BEAT_SCHEDULE["recheck-draws"] = {
     "task": "oversight.tasks.draw_rechecks",
     "schedule": crontab(hour=2, minute=45),
+}
+# Re-check corrections returned to the clinic: reminded once, and terminated when not answered in time (daily).
+CELERY_BEAT_SCHEDULE["recheck-corrections"] = {
+    "task": "oversight.tasks.sweep_corrections",
+    "schedule": crontab(hour=2, minute=50),
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -171,6 +171,7 @@ class PersonStatusEventAdmin(admin.ModelAdmin):
         from django.core.exceptions import ValidationError
 
         from enrollment.services import person_status
+        from kernel import roles
         from kernel.errors import DomainError
 
         try:
@@ -180,7 +181,7 @@ class PersonStatusEventAdmin(admin.ModelAdmin):
                 effective_date=obj.effective_date,
                 source=obj.source or "admin",
                 reference=obj.reference,
-                actor=request.user,
+                actor=cast(roles.Actor, request.user),  # the admin site lets only signed-in staff in
                 insurance_type=obj.insurance_type,
                 categories=obj.categories if obj.kind == "categories_set" else None,
                 note=obj.note,

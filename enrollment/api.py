@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import django_filters
 from django.contrib.auth import authenticate
@@ -61,7 +61,7 @@ from enrollment.serializers import (
 )
 from enrollment.services import api_tokens, person_status
 from kernel import roles
-from kernel.api_support import IdempotentPostMixin
+from kernel.api_support import AuthenticatedRequest, IdempotentPostMixin
 from kernel.errors import InvalidInput, NotPermitted
 from kernel.input_guard import DepthLimitedJSONParser  # a nesting limit: too deep is a 400
 
@@ -94,7 +94,7 @@ class TokenView(APIView):
 
 class TokenRevokeView(APIView):
     @extend_schema(request=None, responses={204: None})
-    def delete(self, request: Request) -> Response:
+    def delete(self, request: AuthenticatedRequest) -> Response:
         """The token this request carries stops working at once (with the web session: all the caller's)."""
         if isinstance(request.auth, ApiToken):
             api_tokens.api_token_revoke(user=request.user, token_id=request.auth.pk)
@@ -124,7 +124,8 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.
     @extend_schema(responses={204: None, **ERRORS})
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         token = self.get_object()
-        api_tokens.api_token_revoke(user=request.user, token_id=token.pk)
+        # IsAuthenticated (the default permission): the user is signed in.
+        api_tokens.api_token_revoke(user=cast(roles.Actor, request.user), token_id=token.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -152,7 +153,8 @@ class PersonViewSet(IdempotentPostMixin, mixins.ListModelMixin, viewsets.Generic
         raw = request.query_params.get("id_number")
         if not raw:
             raise InvalidInput(_("Give ?id_number= to look a person up."), details={"field": "id_number"})
-        return self._lookup(request, raw, request.query_params.get("reason", ""))
+        # IsAuthenticated (the default permission): the user is signed in.
+        return self._lookup(cast(AuthenticatedRequest, request), raw, request.query_params.get("reason", ""))
 
     @extend_schema(
         request=PersonLookupSerializer,
@@ -164,13 +166,13 @@ class PersonViewSet(IdempotentPostMixin, mixins.ListModelMixin, viewsets.Generic
         ),
     )
     @action(detail=False, methods=["post"])
-    def lookup(self, request: Request) -> Response:
+    def lookup(self, request: AuthenticatedRequest) -> Response:
         serializer = PersonLookupSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         return self._lookup(request, data["id_number"], data.get("reason", ""))
 
-    def _lookup(self, request: Request, raw: str, reason: str) -> Response:
+    def _lookup(self, request: AuthenticatedRequest, raw: str, reason: str) -> Response:
         """The one path of both look-ups (GET ?id_number= and POST lookup/)."""
         parsed = parse_id_number(raw)
         person = selectors.person_by_id_number(request.user, parsed.number)
@@ -187,7 +189,7 @@ class PersonViewSet(IdempotentPostMixin, mixins.ListModelMixin, viewsets.Generic
         return Response(PersonSerializer(person).data)
 
     @extend_schema(request=PersonWriteSerializer, responses={201: PersonSerializer, **ERRORS})
-    def create(self, request: Request) -> Response:
+    def create(self, request: AuthenticatedRequest) -> Response:
         serializer = PersonWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         person = services.person_register(actor=request.user, **serializer.validated_data)
@@ -205,7 +207,7 @@ class PersonViewSet(IdempotentPostMixin, mixins.ListModelMixin, viewsets.Generic
     )
     @extend_schema(methods=["GET"], responses={200: StatusEventSerializer(many=True), **ERRORS})
     @action(detail=True, methods=["get", "post"], url_path="status-events")
-    def status_events(self, request: Request, pk: str | None = None) -> Response:
+    def status_events(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
         person = get_object_or_404(self.get_queryset(), pk=pk)
         if request.method == "GET":
             if not roles.has_any_role(request.user, roles.CENTER_OFFICER, roles.REVIEWER, roles.ADMIN):
@@ -279,7 +281,7 @@ class ApplicationViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
         data = ApplicationDetailSerializer(application).data
         if selectors.may_see_full_id_number(request.user, application):
             services.personal_data_access_record(
-                viewer=request.user,
+                viewer=cast(roles.Actor, request.user),  # IsAuthenticated (the default permission)
                 person=application.person,
                 application=application,
                 purpose="application_detail",
@@ -296,7 +298,7 @@ class ApplicationViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
         return Response(ApplicationDetailSerializer(application).data, status=status_code)
 
     @extend_schema(request=ApplicationCreateSerializer, responses={201: ApplicationDetailSerializer, **ERRORS})
-    def create(self, request: Request) -> Response:
+    def create(self, request: AuthenticatedRequest) -> Response:
         serializer = ApplicationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -313,7 +315,7 @@ class ApplicationViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=DiagnoseSerializer, responses={200: ApplicationDetailSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
-    def diagnose(self, request: Request, pk: str | None = None) -> Response:
+    def diagnose(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
         application = self._visible(pk)
         serializer = DiagnoseSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -330,7 +332,7 @@ class ApplicationViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=ReasonSerializer, responses={200: ApplicationDetailSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
-    def withdraw(self, request: Request, pk: str | None = None) -> Response:
+    def withdraw(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
         application = self._visible(pk)
         serializer = ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -341,7 +343,7 @@ class ApplicationViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=ReasonSerializer, responses={200: ApplicationDetailSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
-    def resubmit(self, request: Request, pk: str | None = None) -> Response:
+    def resubmit(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
         application = self._visible(pk)
         serializer = ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -352,7 +354,7 @@ class ApplicationViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=TerminateSerializer, responses={200: ApplicationDetailSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
-    def terminate(self, request: Request, pk: str | None = None) -> Response:
+    def terminate(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
         application = self._visible(pk)
         serializer = TerminateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -368,7 +370,7 @@ class ApplicationViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=DocumentUploadSerializer, responses={201: DocumentSerializer, **ERRORS})
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser])
-    def documents(self, request: Request, pk: str | None = None) -> Response:
+    def documents(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
         application = self._visible(pk)
         serializer = DocumentUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -382,7 +384,7 @@ class ApplicationViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=RenewSerializer, responses={201: ApplicationDetailSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
-    def renew(self, request: Request, pk: str | None = None) -> Response:
+    def renew(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
         """File the renewal (复审) of this enrollment; after it lapsed, a new application."""
         application = self._visible(pk)
         serializer = RenewSerializer(data=request.data)
@@ -415,7 +417,7 @@ class ReminderInboxViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(request=None, responses={200: InboxReminderSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
-    def read(self, request: Request, pk: str | None = None) -> Response:
+    def read(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
         if pk is None or not pk.isdigit():
             raise Http404
         reminder = services.reminder_mark_read(reminder_id=int(pk), actor=request.user)
@@ -442,15 +444,15 @@ class CoverageView(APIView):
             "logs. Use POST /api/v1/coverage/ with the same fields in the body (same answers)."
         ),
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         return self._answer(request, request.query_params)
 
     @extend_schema(request=CoverageQuerySerializer, responses={200: CoverageSerializer, **ERRORS})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         """The same question with the ID number in the body, out of URLs and access logs (issue 18 item 10)."""
         return self._answer(request, request.data)
 
-    def _answer(self, request: Request, params: Any) -> Response:
+    def _answer(self, request: AuthenticatedRequest, params: Any) -> Response:
         """The one path of every coverage look-up: checked input, the viewer's scope, the access log."""
         query = CoverageQuerySerializer(data=params)
         query.is_valid(raise_exception=True)

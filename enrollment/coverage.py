@@ -247,23 +247,23 @@ def status_facts(*, person: Person, as_of: dt.datetime | None = None) -> StatusF
     A person read by ``coverage_read`` says whether they have any events or categories at
     all (both are never deleted, so none now means none at any earlier moment); the empty ones are not asked.
     """
-    events = PersonStatusEvent.objects.filter(person=person)
-    categories = PersonCategory.objects.filter(person=person)
-    if as_of is not None:
-        events = events.filter(recorded_at__lte=as_of)
-        categories = categories.filter(recorded_at__lte=as_of)
-    if getattr(person, "has_status_events", True) is False:
-        events = events.none()
-    if getattr(person, "has_categories", True) is False:
-        categories = categories.none()
     periods = []
-    for row in categories.order_by("valid_from", "id"):
-        until = row.valid_until
-        # An end recorded after the moment asked about was not known then: the period was open.
-        if as_of is not None and row.ended_at is not None and row.ended_at > as_of:
-            until = None
-        periods.append((row.category, row.valid_from, until))
-    event_list = list(events.order_by("effective_date", "recorded_at", "id"))
+    if getattr(person, "has_categories", True) is not False:
+        categories = PersonCategory.objects.filter(person=person)
+        if as_of is not None:
+            categories = categories.filter(recorded_at__lte=as_of)
+        for row in categories.order_by("valid_from", "id"):
+            until = row.valid_until
+            # An end recorded after the moment asked about was not known then: the period was open.
+            if as_of is not None and row.ended_at is not None and row.ended_at > as_of:
+                until = None
+            periods.append((row.category, row.valid_from, until))
+    event_list: list[PersonStatusEvent] = []
+    if getattr(person, "has_status_events", True) is not False:
+        events = PersonStatusEvent.objects.filter(person=person)
+        if as_of is not None:
+            events = events.filter(recorded_at__lte=as_of)
+        event_list = list(events.order_by("effective_date", "recorded_at", "id"))
     return StatusFacts(events=event_list, categories=periods, insurance_type=_base_insurance_type(person, event_list))
 
 

@@ -13,12 +13,12 @@ from django.utils.translation import gettext_lazy as _
 from enrollment import selectors
 from enrollment.idnumbers import parse_id_number
 from enrollment.models import (
+    MANUAL_TERMINATION_CHOICES,
     Disease,
     DocumentType,
     Institution,
     InsuranceType,
     Region,
-    TerminationReason,
 )
 from kernel.errors import DomainError
 from kernel.input_guard import username_max_length
@@ -212,7 +212,7 @@ class ResubmitForm(ConfirmForm):
 
 
 class TerminateForm(ConfirmForm):
-    reason = forms.ChoiceField(label=_("termination reason"), choices=TerminationReason.choices)
+    reason = forms.ChoiceField(label=_("termination reason"), choices=MANUAL_TERMINATION_CHOICES)
     note = forms.CharField(label=_("note"), widget=forms.Textarea(attrs={"rows": 2}), max_length=500, required=False)
     ended_on = forms.DateField(label=_("coverage ended on"), required=False, widget=DateInput())
 

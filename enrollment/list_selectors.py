@@ -37,6 +37,7 @@ from enrollment.models import (
     State,
     mask_id_number,
 )
+from kernel import roles
 
 # LIST_FILTERS: hook(user) -> {name: django_filters.Filter} or {}; the filters an app above adds for this viewer.
 LIST_FILTERS: list[Callable[[Any], dict[str, django_filters.Filter]]] = []
@@ -149,13 +150,13 @@ class ApplicationListFilter(django_filters.FilterSet):
     def sort_keys(cls) -> list[tuple[str, Any, str, Annotate | None]]:
         return _sort_keys([*ORDERINGS, *LIST_ORDERINGS])
 
-    def added_filters(self, user: Any) -> dict[str, django_filters.Filter]:
+    def added_filters(self, user: roles.AnyUser) -> dict[str, django_filters.Filter]:
         added: dict[str, django_filters.Filter] = {}
         for hook in LIST_FILTERS:
             added.update(hook(user))
         return added
 
-    def __init__(self, data: Any = None, *, queryset: QuerySet[Application], user: Any) -> None:
+    def __init__(self, data: Any = None, *, queryset: QuerySet[Application], user: roles.AnyUser) -> None:
         super().__init__(data, queryset=queryset)
         self.user = user
         self.filters.update(self.added_filters(user))
@@ -206,11 +207,11 @@ class RenewalListFilter(ApplicationListFilter):
     def sort_keys(cls) -> list[tuple[str, Any, str, Annotate | None]]:
         return _sort_keys(RENEWAL_ORDERINGS)
 
-    def added_filters(self, user: Any) -> dict[str, django_filters.Filter]:
+    def added_filters(self, user: roles.AnyUser) -> dict[str, django_filters.Filter]:
         return {}
 
 
-def renewal_list_filter(user: Any, data: Any, *, within_days: int) -> RenewalListFilter:
+def renewal_list_filter(user: roles.AnyUser, data: Any, *, within_days: int) -> RenewalListFilter:
     """The renewal worklist's filter set, bound to the GET parameters ``data``."""
     return RenewalListFilter(
         data or None, queryset=selectors.renewal_candidates(user, within_days=within_days), user=user
@@ -225,7 +226,7 @@ def renewal_list_rows(filterset: RenewalListFilter) -> QuerySet[Application]:
     return queryset.order_by(*queryset.query.order_by, "id")
 
 
-def application_list_filter(user: Any, data: Any) -> ApplicationListFilter:
+def application_list_filter(user: roles.AnyUser, data: Any) -> ApplicationListFilter:
     """The filter set of the viewer's list, bound to the GET parameters ``data``."""
     return ApplicationListFilter(data or None, queryset=selectors.applications_visible_to(user), user=user)
 
@@ -259,7 +260,7 @@ def sort_columns(
 # ---------------------------------------------------------------------------
 
 
-def saved_views_of(user: Any, page: str) -> QuerySet[SavedView]:
+def saved_views_of(user: roles.Actor, page: str) -> QuerySet[SavedView]:
     """The viewer's own saved views of a list page (nobody sees another user's)."""
     return SavedView.objects.filter(user=user, page=page, deleted_at__isnull=True).order_by("name", "id")
 
@@ -302,7 +303,7 @@ def _date(value: dt.date | dt.datetime | None) -> str:
 
 
 def export_chunks(
-    user: Any, queryset: QuerySet[Application], *, full_id_numbers: bool, chunk_size: int = 1000
+    user: roles.AnyUser, queryset: QuerySet[Application], *, full_id_numbers: bool, chunk_size: int = 1000
 ) -> Iterator[list[tuple[int | None, Sequence[Any]]]]:
     """Rows of the export, chunk by chunk, each as (person id if its full ID number is in it, row).
 

@@ -607,6 +607,15 @@ class TerminationReason(models.TextChoices):
     OBJECTION_UPHELD = "objection_upheld", _("objection upheld during the public notice")
 
 
+# Reasons a clerk or reviewer may give when ending an enrollment by hand (the application page, the API's
+# terminate action). The oversight corrections (a failed sample re-check, an objection upheld during the
+# public notice) end enrollments through their own services with their own reasons, never typed by hand.
+OVERSIGHT_TERMINATION_REASONS: tuple[str, ...] = ("recheck_failed", "objection_upheld")
+MANUAL_TERMINATION_CHOICES: list[tuple[str, Any]] = [
+    (value, label) for value, label in TerminationReason.choices if value not in OVERSIGHT_TERMINATION_REASONS
+]
+
+
 def _can_file(instance: models.Model, user: Any) -> bool:
     return roles.has_any_role(user, roles.CLINIC_STAFF, roles.ADMIN)
 

@@ -31,12 +31,12 @@ ActionCheck = Callable[[Any, Application], None]
 ACTION_CHECKS: dict[str, ActionCheck] = {}
 
 
-def permits(check: ActionCheck, user: Any, application: Application) -> bool:
+def permits(check: ActionCheck, user: roles.Actor, application: Application) -> bool:
     """Whether ``check`` lets ``user`` act on ``application`` (the page's question)."""
     return refusal(check, user, application) is None
 
 
-def refusal(check: ActionCheck, user: Any, application: Application) -> str | None:
+def refusal(check: ActionCheck, user: roles.Actor, application: Application) -> str | None:
     """Why ``check`` refuses ``user`` on ``application``, in the words the service would answer; None if it allows."""
     try:
         check(user, application)
@@ -50,7 +50,7 @@ def refusal(check: ActionCheck, user: Any, application: Application) -> str | No
 # ---------------------------------------------------------------------------
 
 
-def ensure_transition(application: Application, name: str, actor: Any) -> None:
+def ensure_transition(application: Application, name: str, actor: roles.Actor) -> None:
     """The FSM's own rule: the transition starts from the application's state and the actor's role holds its
     permission (the system user acts for beat jobs). run_transition calls it for every per-row change."""
     method = getattr(application, name)
@@ -72,7 +72,7 @@ def ensure_transition(application: Application, name: str, actor: Any) -> None:
 # ---------------------------------------------------------------------------
 
 
-def ensure_may_file(actor: Any, treating_institution: Institution) -> Institution:
+def ensure_may_file(actor: roles.Actor, treating_institution: Institution) -> Institution:
     """Clinic staff file applications at their institution; an administrator (or the system, for roster imports)
     without one files at the treating institution. Returns the filing institution."""
     institution = selectors.user_institution(actor)
@@ -85,13 +85,13 @@ def ensure_may_file(actor: Any, treating_institution: Institution) -> Institutio
     return institution
 
 
-def ensure_filing_side(application: Application, actor: Any) -> None:
+def ensure_filing_side(application: Application, actor: roles.Actor) -> None:
     """Staff of the filing or the treating institution (or an administrator): adding documents."""
     if not selectors.on_filing_side(actor, application):
         raise NotPermitted(_("Only staff of the filing institution may do this."))
 
 
-def ensure_filing_institution(application: Application, actor: Any) -> None:
+def ensure_filing_institution(application: Application, actor: roles.Actor) -> None:
     """Withdrawing and resubmitting are the applicant's requests, held by the institution that filed them:
     its staff (and administrators) act on them; a treating hospital that did not file adds documents and
     diagnoses, but does not withdraw or resubmit another institution's filing (issue 18 item 11)."""
@@ -101,17 +101,17 @@ def ensure_filing_institution(application: Application, actor: Any) -> None:
         )
 
 
-def ensure_may_withdraw(actor: Any, application: Application) -> None:
+def ensure_may_withdraw(actor: roles.Actor, application: Application) -> None:
     ensure_filing_institution(application, actor)
     ensure_transition(application, "withdraw", actor)
 
 
-def ensure_may_resubmit(actor: Any, application: Application) -> None:
+def ensure_may_resubmit(actor: roles.Actor, application: Application) -> None:
     ensure_filing_institution(application, actor)
     ensure_transition(application, "resubmit", actor)
 
 
-def ensure_may_terminate(actor: Any, application: Application) -> None:
+def ensure_may_terminate(actor: roles.Actor, application: Application) -> None:
     """Terminating an enrollment early is the FSM's rule alone (the officers' and administrators' role)."""
     ensure_transition(application, "terminate", actor)
 
@@ -121,7 +121,7 @@ def ensure_may_terminate(actor: Any, application: Application) -> None:
 # ---------------------------------------------------------------------------
 
 
-def diagnosing_physician(actor: Any, physician: Physician | None = None) -> Physician:
+def diagnosing_physician(actor: roles.Actor, physician: Physician | None = None) -> Physician:
     """The physician a diagnosis is recorded for: the one named, else the actor's own registration."""
     physician = physician or getattr(actor, "physician", None)
     if physician is None:
@@ -129,7 +129,7 @@ def diagnosing_physician(actor: Any, physician: Physician | None = None) -> Phys
     return physician
 
 
-def ensure_physician_may_diagnose(application: Application, actor: Any, physician: Physician) -> None:
+def ensure_physician_may_diagnose(application: Application, actor: roles.Actor, physician: Physician) -> None:
     """A physician records their own diagnoses (an administrator may name one), works at the treating or the
     filing institution, and both the institution (diagnosing rights, level) and the physician's title meet
     the disease's minimum."""
@@ -166,7 +166,7 @@ def ensure_physician_may_diagnose(application: Application, actor: Any, physicia
         )
 
 
-def ensure_may_diagnose(actor: Any, application: Application) -> None:
+def ensure_may_diagnose(actor: roles.Actor, application: Application) -> None:
     """The page's rule for the diagnosis form: the actor's own physician registration, qualified, and the
     transition open to their role."""
     ensure_transition(application, "diagnose", actor)
@@ -178,7 +178,7 @@ def ensure_may_diagnose(actor: Any, application: Application) -> None:
 # ---------------------------------------------------------------------------
 
 
-def ensure_renewal_open(actor: Any, application: Application, *, today: dt.date | None = None) -> None:
+def ensure_renewal_open(actor: roles.Actor, application: Application, *, today: dt.date | None = None) -> None:
     """Whether ``actor`` may file the renewal of this enrollment today: an approved, expiring or expired
     enrollment with an end date, from ``valid_until − renewal window`` on, with no renewal pending, filed by
     clinic staff of the filing or treating institution (or an administrator; the system for imports)."""
@@ -223,7 +223,7 @@ def ensure_renewal_open(actor: Any, application: Application, *, today: dt.date 
         )
 
 
-def renewal_open_for(user: Any, application: Application) -> bool:
+def renewal_open_for(user: roles.Actor, application: Application) -> bool:
     """Whether the viewer may file the renewal (复审) of this enrollment today (what application_renew checks)."""
     if application.state not in (State.APPROVED, State.EXPIRING, State.EXPIRED) or application.valid_until is None:
         return False  # without a query: most pages show an application that cannot be renewed
@@ -235,7 +235,7 @@ def renewal_open_for(user: Any, application: Application) -> bool:
 # ---------------------------------------------------------------------------
 
 
-def ensure_may_register_person(actor: Any) -> None:
+def ensure_may_register_person(actor: roles.Actor) -> None:
     """Registering or correcting a person: staff of an institution (clinic staff, physicians, centre officers),
     administrators and the system (roster imports). Which fields each may set is
     selectors.person_fields_refused."""
@@ -245,7 +245,7 @@ def ensure_may_register_person(actor: Any) -> None:
         raise NotPermitted(_("Only staff of an institution register persons."))
 
 
-def ensure_may_maintain_catalogue(actor: Any) -> None:
+def ensure_may_maintain_catalogue(actor: roles.Actor) -> None:
     """The disease catalogue is loaded and versioned by administrators and the system (load_catalogue)."""
     if not (roles.is_system(actor) or roles.has_any_role(actor, roles.ADMIN)):
         raise NotPermitted(_("Only administrators maintain the disease catalogue."))
@@ -264,7 +264,7 @@ CORE_ACTION_CHECKS: dict[str, ActionCheck] = {
 }
 
 
-def application_actions_for(user: Any, application: Application) -> list[str]:
+def application_actions_for(user: roles.Actor, application: Application) -> list[str]:
     """The transitions ``user`` may start on ``application`` now, by the rules the services apply.
 
     Batch review decisions (approve / reject / return) are taken from the reviewer queue, not from here.

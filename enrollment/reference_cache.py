@@ -171,6 +171,11 @@ def disease_by_code(code: str) -> Disease | None:
     return reference.diseases.instance(Disease, pk) if pk is not None else None
 
 
+def disease(disease_id: int) -> Disease | None:
+    reference = data()
+    return reference.diseases.instance(Disease, disease_id) if disease_id in reference.diseases.by_pk else None
+
+
 def disease_region_ids(disease_id: int) -> frozenset[int]:
     """The regions the disease is available in (empty: every region)."""
     return data().disease_region_ids.get(disease_id, frozenset())

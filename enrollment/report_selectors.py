@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from enrollment import selectors
 from enrollment.models import COVERING_STATES, AuditEntry
 from enrollment.periods import add_months
+from kernel import roles
 
 DECISION_TRANSITIONS = ("approve", "approve_immediately", "reject", "return_for_information")
 FINAL_DECISIONS = ("approve", "approve_immediately", "reject")
@@ -58,7 +59,7 @@ def _start_of(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
-def filings_per_month(user: Any, *, months: int = 12) -> Table:
+def filings_per_month(user: roles.AnyUser, *, months: int = 12) -> Table:
     start, _today = report_window(months)
     rows = (
         selectors.applications_visible_to(user)
@@ -78,7 +79,7 @@ def filings_per_month(user: Any, *, months: int = 12) -> Table:
     )
 
 
-def _decisions(user: Any, months: int) -> QuerySet[AuditEntry]:
+def _decisions(user: roles.AnyUser, months: int) -> QuerySet[AuditEntry]:
     start, _today = report_window(months)
     return AuditEntry.objects.filter(
         application__in=selectors.applications_visible_to(user).order_by().values("pk"),
@@ -111,7 +112,7 @@ _DECISIONS_BY = {
 }
 
 
-def _decisions_by(user: Any, months: int, key: str) -> Table:
+def _decisions_by(user: roles.AnyUser, months: int, key: str) -> Table:
     """Approvals, rejections and returns counted per one foreign key of the application (``_DECISIONS_BY``)."""
     title, relation, code_label, (name_key, name_label) = _DECISIONS_BY[key]
     code, name = f"application__{relation}__code", f"application__{relation}__name"
@@ -133,15 +134,15 @@ def _decisions_by(user: Any, months: int, key: str) -> Table:
     )
 
 
-def decisions_by_disease(user: Any, *, months: int = 12) -> Table:
+def decisions_by_disease(user: roles.AnyUser, *, months: int = 12) -> Table:
     return _decisions_by(user, months, "by_disease")
 
 
-def decisions_by_institution(user: Any, *, months: int = 12) -> Table:
+def decisions_by_institution(user: roles.AnyUser, *, months: int = 12) -> Table:
     return _decisions_by(user, months, "by_institution")
 
 
-def time_to_decision(user: Any, *, months: int = 12) -> Table:
+def time_to_decision(user: roles.AnyUser, *, months: int = 12) -> Table:
     """Final decisions (approval or rejection) per month, by days from filing to decision."""
     filed = F("application__filed_at")
     buckets: dict[str, Any] = {}
@@ -168,7 +169,7 @@ def time_to_decision(user: Any, *, months: int = 12) -> Table:
     )
 
 
-def expiring_per_month(user: Any, *, months: int = 12) -> Table:
+def expiring_per_month(user: roles.AnyUser, *, months: int = 12) -> Table:
     """Covering enrollments by the month their validity ends, from this month on."""
     today = timezone.localdate()
     start = today.replace(day=1)
@@ -202,5 +203,5 @@ REPORTS = {
 }
 
 
-def report(name: str, user: Any, *, months: int = 12) -> Table:
+def report(name: str, user: roles.AnyUser, *, months: int = 12) -> Table:
     return REPORTS[name](user, months=months)

@@ -48,7 +48,7 @@ from kernel.input_guard import field_max_length
 # ---------------------------------------------------------------------------
 
 
-def user_institution(user: Any) -> Institution | None:
+def user_institution(user: roles.AnyUser) -> Institution | None:
     profile = getattr(user, "profile", None) if getattr(user, "is_authenticated", False) else None
     if profile is None or not profile.institution_id:
         return None
@@ -70,7 +70,7 @@ def _profile_region(profile: Any) -> Region | None:
     return profile.region
 
 
-def user_region(user: Any) -> Region | None:
+def user_region(user: roles.AnyUser) -> Region | None:
     """A reviewer's region; for institution staff, their institution's region."""
     profile = getattr(user, "profile", None) if getattr(user, "is_authenticated", False) else None
     if profile is None:
@@ -87,7 +87,7 @@ def user_region(user: Any) -> Region | None:
     return institution.region
 
 
-def user_region_id(user: Any) -> int | None:
+def user_region_id(user: roles.AnyUser) -> int | None:
     """The id of ``user_region(user)``, without loading the region."""
     profile = getattr(user, "profile", None) if getattr(user, "is_authenticated", False) else None
     if profile is None:
@@ -376,7 +376,7 @@ def disease_matches(text: str, diseases: Iterable[Disease] | None = None) -> Dis
 # ---------------------------------------------------------------------------
 
 
-def applications_visible_to(user: Any) -> QuerySet[Application]:
+def applications_visible_to(user: roles.AnyUser) -> QuerySet[Application]:
     """Clinic staff, physicians and center officers: their institution's; reviewers: their region's; admin: all."""
     base = Application.objects.select_related(
         "person", "disease", "filing_institution", "treating_institution", "region", "physician"
@@ -440,7 +440,7 @@ def application_timeline(application: Application) -> list[AuditEntry]:
     return attach_batch_labels(application.audit_entries.select_related("actor").order_by("at", "id"))
 
 
-def persons_visible_to(user: Any) -> QuerySet[Person]:
+def persons_visible_to(user: roles.AnyUser) -> QuerySet[Person]:
     """Persons are looked up by ID number by anyone who files or reviews; listing is for admins."""
     if not roles.role_names(user):
         return Person.objects.none()
@@ -454,11 +454,11 @@ OFFICE_PERSON_FIELDS = frozenset({"name", "insured_region", "insurance_type", "i
 CONTACT_PERSON_FIELDS = frozenset({"phone"})
 
 
-def is_person_office(user: Any) -> bool:
+def is_person_office(user: roles.AnyUser) -> bool:
     return roles.is_system(user) or roles.has_any_role(user, roles.CENTER_OFFICER, roles.ADMIN)
 
 
-def holds_application_of(user: Any, person: Person) -> bool:
+def holds_application_of(user: roles.AnyUser, person: Person) -> bool:
     """The user's institution filed or treats an application of the person (any state)."""
     institution_id = getattr(getattr(user, "profile", None), "institution_id", None)
     if institution_id is None:
@@ -470,7 +470,9 @@ def holds_application_of(user: Any, person: Person) -> bool:
     )
 
 
-def person_fields_refused(user: Any, person: Person | None, fields: set[str], *, categories: bool) -> set[str]:
+def person_fields_refused(
+    user: roles.AnyUser, person: Person | None, fields: set[str], *, categories: bool
+) -> set[str]:
     """The fields (of ``fields``, plus "support_categories") that ``user`` may not set on ``person``
     (None: registering a new person). Empty: permitted."""
     if is_person_office(user):
@@ -487,7 +489,7 @@ def status_events_of(person: Person) -> QuerySet[PersonStatusEvent]:
     return PersonStatusEvent.objects.filter(person=person).order_by("effective_date", "recorded_at", "id")
 
 
-def person_by_id_number(user: Any, id_number: str) -> Person | None:
+def person_by_id_number(user: roles.AnyUser, id_number: str) -> Person | None:
     return persons_visible_to(user).filter(id_number=id_number).first()
 
 
@@ -651,7 +653,7 @@ def province_check(
     )
 
 
-def may_see_other_application(viewer: Any, application: Application) -> bool:
+def may_see_other_application(viewer: roles.AnyUser | None, application: Application) -> bool:
     """Whether a filing refusal may name ``application`` to ``viewer``: administrators, the system, and
     staff of the institution that filed or treats it (what ``applications_visible_to`` shows them)."""
     return viewer is not None and (roles.is_system(viewer) or on_filing_side(viewer, application))
@@ -665,7 +667,7 @@ def eligibility_checks(
     renews: Application | None = None,
     treating_institution: Institution | None = None,
     filing_institution: Institution | None = None,
-    viewer: Any = None,
+    viewer: roles.AnyUser | None = None,
 ) -> list[EligibilityCheck]:
     """Each filing rule with its outcome, in the order a clerk reads them.
 
@@ -811,7 +813,7 @@ def states_summary(queryset: QuerySet[Application]) -> dict[str, int]:
 # ---------------------------------------------------------------------------
 
 
-def on_filing_side(user: Any, application: Application) -> bool:
+def on_filing_side(user: roles.AnyUser, application: Application) -> bool:
     """Staff of the filing or treating institution (or an administrator): who may act for the applicant."""
     if roles.has_any_role(user, roles.ADMIN):
         return True
@@ -822,7 +824,7 @@ def on_filing_side(user: Any, application: Application) -> bool:
     )
 
 
-def on_filing_institution(user: Any, application: Application) -> bool:
+def on_filing_institution(user: roles.AnyUser, application: Application) -> bool:
     """Staff of the institution that filed the application (or an administrator): who withdraws and
     resubmits it. The treating institution, when another, adds documents and diagnoses but does not."""
     if roles.has_any_role(user, roles.ADMIN):
@@ -831,7 +833,7 @@ def on_filing_institution(user: Any, application: Application) -> bool:
     return institution is not None and institution.pk == application.filing_institution_id
 
 
-def may_see_full_id_number(user: Any, application: Application) -> bool:
+def may_see_full_id_number(user: roles.AnyUser, application: Application) -> bool:
     """The full 身份证号 is shown to the clerks who identify the applicant; everyone else sees it masked
     (docs/design.md: Access and privacy)."""
     return roles.has_any_role(user, roles.ADMIN) or (
@@ -849,7 +851,7 @@ def applications_search(queryset: QuerySet[Application], *, state: str = "", tex
     return queryset
 
 
-def renewal_candidates(user: Any, *, within_days: int = 180) -> QuerySet[Application]:
+def renewal_candidates(user: roles.AnyUser, *, within_days: int = 180) -> QuerySet[Application]:
     """Covering enrollments the viewer can see whose validity ends within ``within_days`` (no order, no flags:
     the renewal worklist's scope, which its filters narrow)."""
     import datetime as dt
@@ -873,7 +875,7 @@ def with_renewal_flags(queryset: QuerySet[Application]) -> QuerySet[Application]
     )
 
 
-def renewal_worklist_for(user: Any, *, within_days: int = 180) -> QuerySet[Application]:
+def renewal_worklist_for(user: roles.AnyUser, *, within_days: int = 180) -> QuerySet[Application]:
     """Covering enrollments the viewer can see whose validity ends within ``within_days``, soonest first,
     each with ``pending_renewal`` (a renewal is already filed) and ``reminders_sent``."""
     return with_renewal_flags(renewal_candidates(user, within_days=within_days)).order_by("valid_until", "id")
@@ -881,7 +883,7 @@ def renewal_worklist_for(user: Any, *, within_days: int = 180) -> QuerySet[Appli
 
 def filing_checklist(
     *,
-    user: Any,
+    user: roles.AnyUser,
     id_number: str,
     disease: Disease,
     insured_region: Region | None = None,
@@ -977,7 +979,7 @@ def filing_checklist(
 
 
 def home_worklists(
-    user: Any, role: str | None, applications: QuerySet[Application], *, renewal_horizon_days: int
+    user: roles.Actor, role: str | None, applications: QuerySet[Application], *, renewal_horizon_days: int
 ) -> dict[str, Any]:
     """The worklists of a user's home page, by role, from the applications they may see (lazy querysets)."""
     if role == roles.CLINIC_STAFF:
@@ -1019,7 +1021,7 @@ def _digits_pk(value: str) -> int | None:
 
 
 def filing_check_answer(
-    user: Any,
+    user: roles.AnyUser,
     *,
     id_number: str,
     disease_id: str,
@@ -1082,7 +1084,7 @@ def reminders_of(application: Application) -> QuerySet[Reminder]:
     return Reminder.objects.filter(application=application).order_by("-due_on", "-offset_days", "channel", "id")
 
 
-def reminder_inbox(user: Any) -> QuerySet[Reminder]:
+def reminder_inbox(user: roles.AnyUser) -> QuerySet[Reminder]:
     """The in-app reminder list of the user's institution (its filed enrollments); admins see all."""
     base = Reminder.objects.filter(channel=ReminderChannel.IN_APP, status=ReminderStatus.SENT).select_related(
         "application", "application__person", "application__disease"
@@ -1095,13 +1097,13 @@ def reminder_inbox(user: Any) -> QuerySet[Reminder]:
     return base.filter(institution=institution).order_by("-created_at", "-id")
 
 
-def api_tokens_of(user: Any) -> QuerySet:
+def api_tokens_of(user: roles.AnyUser) -> QuerySet:
     """The user's own API tokens that still work (not expired), newest first; nobody lists anyone else's."""
     from django.utils import timezone
 
     from enrollment.models import ApiToken
 
-    if not getattr(user, "is_authenticated", False):
+    if not user.is_authenticated:
         return ApiToken.objects.none()
     return ApiToken.objects.filter(user=user, expires_at__gt=timezone.now()).order_by("-created_at", "-id")
 
@@ -1114,7 +1116,7 @@ class CoverageLookup:
     answer: CoverageAnswer
 
 
-def coverage_scope_refusal(user: Any, person: Person) -> str | None:
+def coverage_scope_refusal(user: roles.AnyUser, person: Person) -> str | None:
     """Why ``user`` may not see ``person``'s coverage, or None. Staff of a designated institution ask about
     persons insured in their province (recognition is province-wide); reviewers about their region;
     administrators and the system about anyone."""
@@ -1140,7 +1142,7 @@ def coverage_scope_refusal(user: Any, person: Person) -> str | None:
 
 
 def coverage_for_viewer(
-    *, viewer: Any, id_number: str, disease_code: str, on: dt.date, as_of: dt.datetime | None = None
+    *, viewer: roles.AnyUser, id_number: str, disease_code: str, on: dt.date, as_of: dt.datetime | None = None
 ) -> CoverageLookup:
     """The coverage answer for a look-up by 身份证号 and disease code, within the viewer's scope."""
     from enrollment.idnumbers import parse_id_number

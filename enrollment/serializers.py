@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from enrollment import reference_cache, selectors
 from enrollment.models import (
+    MANUAL_TERMINATION_CHOICES,
     Application,
     AuditEntry,
     Disease,
@@ -24,7 +25,6 @@ from enrollment.models import (
     Reminder,
     StatusEventKind,
     SupportCategory,
-    TerminationReason,
     mask_id_number,
 )
 from kernel.input_guard import username_max_length
@@ -271,7 +271,7 @@ class ReasonSerializer(serializers.Serializer):
 
 
 class TerminateSerializer(serializers.Serializer):
-    reason = serializers.ChoiceField(choices=TerminationReason.choices)
+    reason = serializers.ChoiceField(choices=MANUAL_TERMINATION_CHOICES)
     note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
     ended_on = serializers.DateField(required=False)
 

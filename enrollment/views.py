@@ -62,7 +62,7 @@ def _state_counts(queryset: Any) -> list[tuple[str, str | Promise, int]]:
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: roles.AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
     role = roles.primary_role(user)
     applications = selectors.applications_visible_to(user)
@@ -143,7 +143,7 @@ def _sort_links(request: HttpRequest, filterset: Any) -> dict[str, dict[str, Any
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def application_list(request: HttpRequest) -> HttpResponse:
+def application_list(request: roles.AuthenticatedHttpRequest) -> HttpResponse:
     """The scoped working list: filters, sort and page are GET parameters (a link to share or bookmark).
 
     A search by name or 身份证号 is POSTed and kept in the user's session under a short-lived random token;
@@ -215,7 +215,7 @@ def renewal_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def application_list_export(request: HttpRequest, file_format: str) -> Any:
+def application_list_export(request: roles.AuthenticatedHttpRequest, file_format: str) -> Any:
     """The list as filtered (and searched), within the viewer's scope, as CSV or XLSX (formula-safe).
 
     ID numbers are masked unless ``full_ids=1`` is asked by a role that sees them on the application page;
@@ -244,7 +244,7 @@ def application_list_export(request: HttpRequest, file_format: str) -> Any:
 
 @login_required
 @require_POST
-def saved_view_save(request: HttpRequest) -> HttpResponse:
+def saved_view_save(request: roles.AuthenticatedHttpRequest) -> HttpResponse:
     from enrollment import list_selectors
 
     form = forms.SavedViewForm(request.POST)
@@ -270,7 +270,7 @@ def saved_view_save(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def saved_view_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def saved_view_delete(request: roles.AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     try:
         view = services.saved_view_delete(actor=request.user, view_id=pk)
     except DomainError as error:
@@ -293,7 +293,7 @@ def _require_filer(user: Any) -> None:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def application_file(request: HttpRequest) -> HttpResponse:
+def application_file(request: roles.AuthenticatedHttpRequest) -> HttpResponse:
     """Look up the person, pick disease and institution, see the checklist, then submit.
 
     The buttons post ``action``: ``lookup`` (fill in a known person), ``check`` (show the
@@ -430,7 +430,9 @@ def _visible_application(request: HttpRequest, pk: int) -> Any:
     return get_object_or_404(selectors.applications_visible_to(request.user), pk=pk)
 
 
-def _render_detail(request: HttpRequest, application: Any, bound: dict[str, Any] | None = None) -> HttpResponse:
+def _render_detail(
+    request: roles.AuthenticatedHttpRequest, application: Any, bound: dict[str, Any] | None = None
+) -> HttpResponse:
     user = request.user
     actions = policies.application_actions_for(user, application)
     action_forms = []
@@ -467,13 +469,13 @@ def _render_detail(request: HttpRequest, application: Any, bound: dict[str, Any]
 
 @login_required
 @require_GET
-def application_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def application_detail(request: roles.AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return _render_detail(request, _visible_application(request, pk))
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def application_diagnose(request: HttpRequest, pk: int) -> HttpResponse:
+def application_diagnose(request: roles.AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     application = _visible_application(request, pk)
     if "diagnose" not in policies.application_actions_for(request.user, application):
         raise PermissionDenied
@@ -537,7 +539,7 @@ def _run_action(name: str, application: Any, form: Any, user: Any) -> Any:
 
 @login_required
 @require_POST
-def application_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def application_action(request: roles.AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
     application = _visible_application(request, pk)
     if action not in forms.ACTION_FORMS:
         raise Http404
@@ -559,7 +561,7 @@ def application_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
 
 @login_required
 @require_GET
-def document_download(request: HttpRequest, pk: int) -> FileResponse:
+def document_download(request: roles.AuthenticatedHttpRequest, pk: int) -> FileResponse:
     """A diagnosis document opened: every opening is written to the access log
     (docs/design.md: Access and privacy; issue 18 item 9)."""
     from enrollment.models import AccessPurpose
@@ -626,7 +628,7 @@ def plotly_js_url() -> str:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def application_renew(request: HttpRequest, pk: int) -> HttpResponse:
+def application_renew(request: roles.AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """File the renewal of an expiring enrollment, prefilled from it; the physician then re-attests."""
     previous = _visible_application(request, pk)
     if "renew" not in policies.application_actions_for(request.user, previous):
@@ -665,7 +667,7 @@ def application_renew(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def reminder_read(request: HttpRequest, pk: int) -> HttpResponse:
+def reminder_read(request: roles.AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     try:
         services.reminder_mark_read(reminder_id=pk, actor=request.user)
     except DomainError as error:

@@ -1,3 +1,5 @@
+from typing import cast
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -5,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from interop import services
 from interop.models import AssistedFiling, CatalogueImport, RosterImport, RosterRow
+from kernel import roles
 from kernel.errors import DomainError
 
 
@@ -60,7 +63,9 @@ class CatalogueImportAdmin(admin.ModelAdmin):
         for record in queryset:
             try:
                 result = services.catalogue_import_apply(
-                    import_id=record.pk, actor=request.user, terminate_enrollments=terminate
+                    import_id=record.pk,
+                    actor=cast(roles.Actor, request.user),  # the admin site lets only signed-in staff in
+                    terminate_enrollments=terminate,
                 )
             except DomainError as exc:
                 self.message_user(request, f"{record}: {exc.message}", messages.ERROR)

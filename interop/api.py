@@ -32,7 +32,7 @@ from interop.serializers import (
     RosterUploadSerializer,
 )
 from kernel import roles
-from kernel.api_support import IdempotentPostMixin
+from kernel.api_support import AuthenticatedRequest, IdempotentPostMixin
 from kernel.errors import InvalidInput
 from kernel.input_guard import DepthLimitedJSONParser  # a nesting limit: too deep is a 400
 from kernel.tabular import XLSX_TYPE, tabular_response
@@ -59,7 +59,7 @@ class RosterImportViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
         return selectors.roster_imports_visible_to(self.request.user)
 
     @extend_schema(request=RosterUploadSerializer, responses={202: RosterImportSerializer, **ERRORS})
-    def create(self, request: Request) -> Response:
+    def create(self, request: AuthenticatedRequest) -> Response:
         serializer = RosterUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["file"]
@@ -68,7 +68,7 @@ class RosterImportViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=None, responses={202: RosterImportSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
-    def commit(self, request: Request, pk: str | None = None) -> Response:
+    def commit(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
         roster = get_object_or_404(self.get_queryset(), pk=pk)
         services.roster_import_request_commit(import_id=roster.pk, actor=request.user)
         return Response(RosterImportSerializer(self.get_queryset().get(pk=roster.pk)).data, status.HTTP_202_ACCEPTED)
@@ -119,14 +119,14 @@ class AssistedFilingViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(request=None, responses={200: AssistedFilingSerializer, **ERRORS})
     @action(detail=True, methods=["post"], url_path="file")
-    def file(self, request: Request, pk: str | None = None) -> Response:
+    def file(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
         filing = get_object_or_404(self.get_queryset(), pk=pk)
         filing = services.assisted_filing_file(filing_id=filing.pk, actor=request.user)
         return Response(AssistedFilingSerializer(filing).data)
 
     @extend_schema(request=DismissSerializer, responses={200: AssistedFilingSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
-    def dismiss(self, request: Request, pk: str | None = None) -> Response:
+    def dismiss(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
         filing = get_object_or_404(self.get_queryset(), pk=pk)
         serializer = DismissSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -143,7 +143,7 @@ class EnrollmentExportView(APIView):
         parameters=[ExportQuerySerializer],
         responses={**FILE_RESPONSES, **ERRORS},
     )
-    def get(self, request: Request) -> HttpResponseBase:
+    def get(self, request: AuthenticatedRequest) -> HttpResponseBase:
         serializer = ExportQuerySerializer(data=request.query_params)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -181,7 +181,7 @@ class CatalogueImportViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet)
     queryset = CatalogueImport.objects.all()
 
     @extend_schema(request=CatalogueUploadSerializer, responses={201: CatalogueImportSerializer, **ERRORS})
-    def create(self, request: Request) -> Response:
+    def create(self, request: AuthenticatedRequest) -> Response:
         serializer = CatalogueUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["file"]
@@ -195,7 +195,7 @@ class CatalogueImportViewSet(IdempotentPostMixin, viewsets.ReadOnlyModelViewSet)
 
     @extend_schema(request=CatalogueApplySerializer, responses={200: CatalogueImportSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
-    def apply(self, request: Request, pk: str | None = None) -> Response:
+    def apply(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
         record = get_object_or_404(self.get_queryset(), pk=pk)
         serializer = CatalogueApplySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -28,17 +28,17 @@ logger = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------
 
 
-def may_import(user: Any) -> bool:
+def may_import(user: roles.AnyUser) -> bool:
     """Administrators and chronic-disease-centre officers of county hospitals import rosters."""
     return roles.has_any_role(user, roles.ADMIN, roles.CENTER_OFFICER)
 
 
-def ensure_may_import(user: Any) -> None:
+def ensure_may_import(user: roles.AnyUser) -> None:
     if not may_import(user):
         raise NotPermitted(_("Only administrators and chronic-disease-centre officers import rosters."))
 
 
-def roster_imports_visible_to(user: Any) -> QuerySet[RosterImport]:
+def roster_imports_visible_to(user: roles.AnyUser) -> QuerySet[RosterImport]:
     """Administrators: all; officers: the imports of their own institution."""
     base = RosterImport.objects.select_related("uploaded_by", "institution", "scope_region").defer("content")
     if roles.has_any_role(user, roles.ADMIN):
@@ -88,7 +88,7 @@ def roster_report_rows(roster: RosterImport) -> Iterator[tuple[Any, ...]]:
         yield (row[0], mask_id_number(row[1]), *row[2:5], row[5] or "", *row[6:])
 
 
-def assisted_filings_visible_to(user: Any) -> QuerySet[AssistedFiling]:
+def assisted_filings_visible_to(user: roles.AnyUser) -> QuerySet[AssistedFiling]:
     """Administrators: all; clinic staff and centre officers: their own hospital's worklist."""
     base = AssistedFiling.objects.select_related("person", "disease", "institution", "application")
     if roles.has_any_role(user, roles.ADMIN):
@@ -213,7 +213,7 @@ def period_bounds(period: str) -> tuple[dt.date, dt.date]:
 
 
 def export_request(
-    *, viewer: Any | None, region_code: str, period: str, shape: str = OFFICE, basis: str = DECIDED
+    *, viewer: roles.AnyUser | None, region_code: str, period: str, shape: str = OFFICE, basis: str = DECIDED
 ) -> ExportRequest:
     """Check who may export what. ``viewer=None`` is an operator at the command line.
 
@@ -245,7 +245,7 @@ def export_request(
     return ExportRequest(region=region, period=period, shape=shape, basis=basis, full_id_numbers=admin)
 
 
-def enrollments_for_export(*, viewer: Any | None, request: ExportRequest) -> QuerySet[Application]:
+def enrollments_for_export(*, viewer: roles.AnyUser | None, request: ExportRequest) -> QuerySet[Application]:
     """Approved and expiring enrollments of the region (and the regions inside it) for the period.
 
     basis "decided": approved during the period; basis "covering": valid on any day of it.
@@ -274,7 +274,7 @@ ExportChunk = list[tuple[int, tuple[Any, ...]]]
 
 
 def export_rows(
-    *, viewer: Any | None, request: ExportRequest, chunk_size: int = 2000
+    *, viewer: roles.AnyUser | None, request: ExportRequest, chunk_size: int = 2000
 ) -> tuple[tuple[str, ...], Iterator[tuple[Any, ...]]]:
     """The header and a lazy row iterator, for reading. What is handed to a person or a file goes through
     ``interop.services.export_enrollments``, which writes the access log of full-ID exports."""
@@ -283,7 +283,7 @@ def export_rows(
 
 
 def export_chunks(
-    *, viewer: Any | None, request: ExportRequest, chunk_size: int = 2000
+    *, viewer: roles.AnyUser | None, request: ExportRequest, chunk_size: int = 2000
 ) -> tuple[tuple[str, ...], Iterator[ExportChunk]]:
     """The header and the rows, lazily in chunks of ``chunk_size`` with each row's person id: values_list +
     iterator(), so memory stays flat."""

@@ -57,7 +57,7 @@ STALE_AFTER = dt.timedelta(minutes=10)
 # ---------------------------------------------------------------------------
 
 
-def roster_import_create(*, name: str, content: bytes, actor: Any, queue: bool = True) -> RosterImport:
+def roster_import_create(*, name: str, content: bytes, actor: roles.Actor, queue: bool = True) -> RosterImport:
     """Store an uploaded roster and queue its dry run (``queue=False``: the caller runs
     roster_import_run itself, as the management command does).
 
@@ -90,7 +90,7 @@ def roster_import_create(*, name: str, content: bytes, actor: Any, queue: bool =
     return roster
 
 
-def roster_import_request_commit(*, import_id: int, actor: Any, queue: bool = True) -> RosterImport:
+def roster_import_request_commit(*, import_id: int, actor: roles.Actor, queue: bool = True) -> RosterImport:
     """After the dry run: queue the commit (persons registered, eligible rows onto the worklist)."""
     with transaction.atomic():
         roster = _lock_visible_import(import_id, actor)
@@ -140,7 +140,7 @@ def roster_imports_requeue() -> list[int]:
     return ids
 
 
-def _lock_visible_import(import_id: int, actor: Any) -> RosterImport:
+def _lock_visible_import(import_id: int, actor: roles.Actor) -> RosterImport:
     selectors.ensure_may_import(actor)
     visible = selectors.roster_imports_visible_to(actor).filter(pk=import_id).values_list("pk", flat=True)
     roster = RosterImport.objects.select_for_update().filter(pk__in=visible).first()
@@ -200,7 +200,7 @@ def roster_import_run(*, import_id: int) -> RosterImport | None:
 
 def _roster_audit(
     import_id: int,
-    actor: Any,
+    actor: roles.Actor | None,
     action: str,
     *,
     to_state: str,
@@ -226,7 +226,7 @@ def _fail(roster: RosterImport, message: str) -> None:
         _roster_audit(roster.pk, None, "failed", to_state=ImportState.FAILED, details={"error": str(message)[:500]})
 
 
-def _run_phase(roster: RosterImport, *, commit: bool, system: Any = None) -> None:
+def _run_phase(roster: RosterImport, *, commit: bool, system: roles.Actor | None = None) -> None:
     """The dry run, or the commit: the same checker over the same lines.
 
     The commit also gets the dry run's report: what it refused stays refused (see RosterChecker).
@@ -321,7 +321,7 @@ def _row(roster: RosterImport, entry: Entry) -> RosterRow:
     )
 
 
-def _commit_entries(roster: RosterImport, checker: RosterChecker, entries: list[Entry], actor: Any) -> None:
+def _commit_entries(roster: RosterImport, checker: RosterChecker, entries: list[Entry], actor: roles.Actor) -> None:
     """Register the person of each line with a usable row and put its eligible conditions on the worklist.
 
     A row the check found invalid is never written; a line with only invalid rows writes nothing at
@@ -418,7 +418,7 @@ def _refuse_line(lines: list[Entry], code: str, message: str) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _lock_filing(filing_id: int, actor: Any) -> AssistedFiling:
+def _lock_filing(filing_id: int, actor: roles.Actor) -> AssistedFiling:
     visible = selectors.assisted_filings_visible_to(actor).filter(pk=filing_id).values_list("pk", flat=True)
     filing = (
         AssistedFiling.objects.select_for_update(of=("self",))
@@ -436,7 +436,7 @@ def _lock_filing(filing_id: int, actor: Any) -> AssistedFiling:
     return filing
 
 
-def assisted_filing_file(*, filing_id: int, actor: Any) -> AssistedFiling:
+def assisted_filing_file(*, filing_id: int, actor: roles.Actor) -> AssistedFiling:
     """One click: file the application for the person and disease on the worklist.
 
     The filing goes through enrollment.services.application_submit, so every filing rule is
@@ -455,7 +455,7 @@ def assisted_filing_file(*, filing_id: int, actor: Any) -> AssistedFiling:
     return filing
 
 
-def assisted_filing_dismiss(*, filing_id: int, actor: Any, reason: str) -> AssistedFiling:
+def assisted_filing_dismiss(*, filing_id: int, actor: roles.Actor, reason: str) -> AssistedFiling:
     """Take an item off the worklist (the person declined, moved, …); the reason is kept."""
     reason = (reason or "").strip()
     if not reason:
@@ -476,7 +476,7 @@ def assisted_filing_dismiss(*, filing_id: int, actor: Any, reason: str) -> Assis
 
 
 def export_enrollments(
-    *, viewer: Any | None, request: selectors.ExportRequest, chunk_size: int = 2000
+    *, viewer: roles.Actor | None, request: selectors.ExportRequest, chunk_size: int = 2000
 ) -> tuple[tuple[str, ...], Iterator[tuple[Any, ...]]]:
     """The export's header and its rows (lazy, chunk by chunk), to be written to a file or a response.
 
@@ -499,7 +499,7 @@ def export_enrollments(
     return header, _logged_export_rows(chunks, actor, reason)
 
 
-def _logged_export_rows(chunks: Iterator[Any], actor: Any, reason: str) -> Iterator[tuple[Any, ...]]:
+def _logged_export_rows(chunks: Iterator[Any], actor: roles.Actor, reason: str) -> Iterator[tuple[Any, ...]]:
     from enrollment.models import AccessPurpose
 
     logged: set[int] = set()
@@ -519,11 +519,13 @@ def _logged_export_rows(chunks: Iterator[Any], actor: Any, reason: str) -> Itera
 # ---------------------------------------------------------------------------
 
 
-def _ensure_catalogue_admin(actor: Any) -> None:
+def _ensure_catalogue_admin(actor: roles.Actor) -> None:
     enrollment_policies.ensure_may_maintain_catalogue(actor)
 
 
-def catalogue_import_create(*, name: str, content: bytes, actor: Any, version: str | None = None) -> CatalogueImport:
+def catalogue_import_create(
+    *, name: str, content: bytes, actor: roles.Actor, version: str | None = None
+) -> CatalogueImport:
     """Read a new catalogue version and store it with its diff; nothing in the catalogue changes yet."""
     _ensure_catalogue_admin(actor)
     data = parse_catalogue(content, name, version)
@@ -536,7 +538,9 @@ def catalogue_import_create(*, name: str, content: bytes, actor: Any, version: s
     )
 
 
-def catalogue_import_apply(*, import_id: int, actor: Any, terminate_enrollments: bool = False) -> dict[str, Any]:
+def catalogue_import_apply(
+    *, import_id: int, actor: roles.Actor, terminate_enrollments: bool = False
+) -> dict[str, Any]:
     """Apply a stored catalogue version (the diff is computed again against today's catalogue).
 
     Added and changed diseases go through enrollment.services.catalogue_load. Removed diseases
@@ -584,7 +588,7 @@ def catalogue_import_apply(*, import_id: int, actor: Any, terminate_enrollments:
     return result
 
 
-def terminate_removed_enrollments(*, codes: Sequence[str], actor: Any) -> dict[str, Any]:
+def terminate_removed_enrollments(*, codes: Sequence[str], actor: roles.Actor) -> dict[str, Any]:
     """End every approved or expiring enrollment of inactive diseases (one transaction each, so a
     long run can be resumed by running it again: terminated enrollments are no longer selected)."""
     _ensure_catalogue_admin(actor)

@@ -184,7 +184,7 @@ def _check(row: Row, seen: dict[str, int], source: str) -> None:
             )
 
 
-def status_events_import(*, content: bytes, name: str, source: str, actor: Any, commit: bool) -> ImportResult:
+def status_events_import(*, content: bytes, name: str, source: str, actor: roles.Actor, commit: bool) -> ImportResult:
     """Dry run (``commit=False``) or commit of a status-event file; every row gets a status and a reason."""
     if not (roles.is_system(actor) or roles.has_any_role(actor, roles.CENTER_OFFICER, roles.ADMIN)):
         raise NotPermitted(_("Only the insurance office imports status events."))

@@ -58,7 +58,7 @@ def _require_worklist(user: Any, *allowed: str) -> None:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def roster_list(request: HttpRequest) -> HttpResponse:
+def roster_list(request: roles.AuthenticatedHttpRequest) -> HttpResponse:
     """The imports this user may see, and the upload form (the dry run starts at once)."""
     _require_importer(request.user)
     form = RosterUploadForm(request.POST or None, request.FILES or None)
@@ -97,7 +97,7 @@ def roster_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def roster_commit(request: HttpRequest, pk: int) -> HttpResponse:
+def roster_commit(request: roles.AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     _require_importer(request.user)
     roster = get_object_or_404(selectors.roster_imports_visible_to(request.user), pk=pk)
     request_commit_from(request, lambda: services.roster_import_request_commit(import_id=roster.pk, actor=request.user))
@@ -148,7 +148,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def worklist_file(request: HttpRequest, pk: int) -> HttpResponse:
+def worklist_file(request: roles.AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """One click: the application is filed through the normal filing service (its rules apply)."""
     _require_worklist(request.user, roles.CLINIC_STAFF, roles.ADMIN)
     filing = get_object_or_404(selectors.assisted_filings_visible_to(request.user), pk=pk)
@@ -170,7 +170,7 @@ def worklist_file(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def worklist_dismiss(request: HttpRequest, pk: int) -> HttpResponse:
+def worklist_dismiss(request: roles.AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     _require_worklist(request.user)
     filing = get_object_or_404(selectors.assisted_filings_visible_to(request.user), pk=pk)
     form = DismissForm(request.POST)

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, connections, router, transaction
@@ -26,6 +27,13 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from kernel.errors import DomainError
 from kernel.models import IdempotencyRecord
 from kernel.sql import column_name
+
+
+class AuthenticatedRequest(Request):
+    """The request of an API view behind ``IsAuthenticated`` (the default permission): its user is signed in.
+    A type only, never instantiated."""
+
+    user: User
 
 
 class StandardPagination(PageNumberPagination):

@@ -123,16 +123,24 @@ class RowReader:
     ``read(values)`` takes that many values from a result row and builds the instance with ``Model.from_db``
     after the backend's and the fields' own converters (dates and booleans on SQLite, JSON, time zones) — so a
     statement written once per process answers the same objects as the queryset it replaces, without the
-    queryset's per-request compilation. Fields not listed are deferred (read on first access).
+    queryset's per-request compilation. The columns come in the model's field order, whatever the order of
+    ``field_names``; fields not listed are deferred (read on first access).
     """
 
     def __init__(self, model: type[Model], field_names: Sequence[str] | None = None) -> None:
         opts = model._meta
         self.model = model
-        self.fields = [model_field(model, n) for n in field_names] if field_names else list(opts.concrete_fields)
+        wanted = {model_field(model, n).attname for n in field_names} if field_names else None
+        # In the model's own field order: Model.from_db takes the values of a partial row in that order.
+        self.fields = [f for f in opts.concrete_fields if wanted is None or f.attname in wanted]
+        if wanted is not None and len(self.fields) != len(wanted):
+            raise ValueError(f"{model.__name__}: not concrete fields: {sorted(wanted - set(self.attnames_of()))}")
         self.attnames = [f.attname for f in self.fields]
         self.width = len(self.fields)
         self._converters: dict[str, list[list[tuple[Any, Any]]]] = {}
+
+    def attnames_of(self) -> list[str]:
+        return [f.attname for f in self.fields]
 
     def columns(self, alias: str) -> str:
         quote = connection.ops.quote_name

@@ -24,6 +24,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from kernel import roles
 from kernel.errors import DomainError, InvalidInput
 from kernel.models import ImportState, UploadedImport
 from kernel.sql import chunks
@@ -196,7 +197,7 @@ class FileImportCommand(BaseCommand):
             write_report_file(report, header, rows)
             self.stdout.write(f"Report written to {report}")
 
-    def run_import(self, *, name: str, content: bytes, actor: Any, commit: bool, **options: Any) -> Any:
+    def run_import(self, *, name: str, content: bytes, actor: roles.Actor, commit: bool, **options: Any) -> Any:
         raise NotImplementedError
 
     def summarise(self, result: Any) -> None:
@@ -211,7 +212,7 @@ class StoredImportCommand(FileImportCommand):
     run done, and with --commit (if the dry run succeeded) its commit requested and done. A failed import ends
     the command with its error."""
 
-    def create(self, *, name: str, content: bytes, actor: Any) -> UploadedImport:
+    def create(self, *, name: str, content: bytes, actor: roles.Actor) -> UploadedImport:
         """The service that stores the file (not queued)."""
         raise NotImplementedError
 
@@ -219,11 +220,13 @@ class StoredImportCommand(FileImportCommand):
         """The service that runs the phase the import's state asks for."""
         raise NotImplementedError
 
-    def request_commit(self, *, import_id: int, actor: Any) -> None:
+    def request_commit(self, *, import_id: int, actor: roles.Actor) -> None:
         """The service that asks for the commit (not queued)."""
         raise NotImplementedError
 
-    def run_import(self, *, name: str, content: bytes, actor: Any, commit: bool, **options: Any) -> UploadedImport:
+    def run_import(
+        self, *, name: str, content: bytes, actor: roles.Actor, commit: bool, **options: Any
+    ) -> UploadedImport:
         record = self._run(self.create(name=name, content=content, actor=actor).pk)
         if commit and record.state == ImportState.VALIDATED:
             self.request_commit(import_id=record.pk, actor=actor)

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from enrollment import selectors as enrollment_selectors
 from enrollment.models import COVERING_STATES, Application, ApplicationKind, Person, Region, State
 from enrollment.services import get_system_user
+from kernel import roles
 from kernel.errors import InvalidInput, NotPermitted
 from nhsa import client as platform
 from nhsa import services
@@ -73,7 +74,9 @@ def _psn_no(person: Person) -> str:
     return psn_no
 
 
-def reconcile_region(*, region: Region, day: dt.date | None = None, actor: Any = None) -> PlatformReconciliation:
+def reconcile_region(
+    *, region: Region, day: dt.date | None = None, actor: roles.Actor | None = None
+) -> PlatformReconciliation:
     """Compare the region's enrollments with 5301 and store the differences (a new run each time)."""
     day = day or timezone.localdate()
     actor = actor or get_system_user()
@@ -191,7 +194,7 @@ def reconcile_regions(*, day: dt.date | None = None) -> list[PlatformReconciliat
     return [reconcile_region(region=region, day=day) for region in sorted(roots, key=lambda r: r.code)]
 
 
-def difference_resolve(*, difference_id: int, actor: Any, action: str) -> PlatformDifference:
+def difference_resolve(*, difference_id: int, actor: roles.Actor, action: str) -> PlatformDifference:
     """One officer action per difference: ``resend`` (a new 2503), ``cancel`` (a 2504) or ``accept``."""
     if not services.may_handle(actor):
         raise NotPermitted(_("Only chronic-disease-centre officers resolve platform differences."))

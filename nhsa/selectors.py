@@ -92,11 +92,11 @@ def platform_state_json(application: Any) -> dict[str, Any] | None:
     return platform_state_for(application.pk).as_dict()
 
 
-def may_handle(user: Any) -> bool:
+def may_handle(user: roles.AnyUser) -> bool:
     return roles.has_any_role(user, roles.CENTER_OFFICER, roles.ADMIN)
 
 
-def messages_needing_officer(user: Any) -> QuerySet[PlatformMessage]:
+def messages_needing_officer(user: roles.AnyUser) -> QuerySet[PlatformMessage]:
     """Held and failed messages of the applications the officer sees."""
     if not may_handle(user):
         return PlatformMessage.objects.none()
@@ -108,14 +108,14 @@ def messages_needing_officer(user: Any) -> QuerySet[PlatformMessage]:
     )
 
 
-def message_visible_to(user: Any, message_id: int) -> PlatformMessage | None:
+def message_visible_to(user: roles.AnyUser, message_id: int) -> PlatformMessage | None:
     if not may_handle(user):
         return None
     visible = enrollment_selectors.applications_visible_to(user).values("pk")
     return PlatformMessage.objects.filter(pk=message_id, application_id__in=visible).first()
 
 
-def outbox_counts(user: Any) -> dict[str, int]:
+def outbox_counts(user: roles.AnyUser) -> dict[str, int]:
     """Per-state counts of the viewer's messages (reports page)."""
     if not may_handle(user):
         return {}
@@ -124,7 +124,7 @@ def outbox_counts(user: Any) -> dict[str, int]:
     return {row["state"]: row["n"] for row in rows}
 
 
-def reconciliations_visible_to(user: Any) -> QuerySet[PlatformReconciliation]:
+def reconciliations_visible_to(user: roles.AnyUser) -> QuerySet[PlatformReconciliation]:
     if not may_handle(user):
         return PlatformReconciliation.objects.none()
     queryset = PlatformReconciliation.objects.select_related("region")
@@ -137,7 +137,7 @@ def reconciliations_visible_to(user: Any) -> QuerySet[PlatformReconciliation]:
     return queryset.filter(region__code=region.province_code)
 
 
-def differences_of(run: PlatformReconciliation, user: Any) -> QuerySet[PlatformDifference]:
+def differences_of(run: PlatformReconciliation, user: roles.AnyUser) -> QuerySet[PlatformDifference]:
     """The run's differences; an officer sees those of the applications of their institution."""
     queryset = run.differences.select_related("application", "person", "resolved_by").order_by("id")
     if roles.ADMIN in roles.role_names(user):
@@ -145,7 +145,7 @@ def differences_of(run: PlatformReconciliation, user: Any) -> QuerySet[PlatformD
     return queryset.filter(application_id__in=enrollment_selectors.applications_visible_to(user).values("pk"))
 
 
-def difference_visible_to(user: Any, difference_id: int) -> PlatformDifference | None:
+def difference_visible_to(user: roles.AnyUser, difference_id: int) -> PlatformDifference | None:
     runs = reconciliations_visible_to(user).values("pk")
     queryset = PlatformDifference.objects.filter(pk=difference_id, reconciliation_id__in=runs)
     if roles.ADMIN not in roles.role_names(user):

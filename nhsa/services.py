@@ -45,7 +45,7 @@ DEPENDENCY_WAIT_SECONDS = 60
 BACKOFF_CAP_SECONDS = 3600
 
 
-def may_handle(user: Any) -> bool:
+def may_handle(user: roles.Actor) -> bool:
     return roles.has_any_role(user, roles.CENTER_OFFICER, roles.ADMIN)
 
 
@@ -54,7 +54,7 @@ def may_handle(user: Any) -> bool:
 # ---------------------------------------------------------------------------
 
 
-def on_transition(*, application: Application, transition: str, from_state: str, actor: Any) -> None:
+def on_transition(*, application: Application, transition: str, from_state: str, actor: roles.Actor) -> None:
     """enrollment.services.TRANSITION_HOOKS: queue a 2503 on approval, a 2504 on termination."""
     if not platform.platform_enabled():
         return
@@ -411,7 +411,7 @@ def due_message_ids(*, limit: int = 500) -> list[int]:
 # ---------------------------------------------------------------------------
 
 
-def _lock_for_officer(message_id: int, actor: Any) -> PlatformMessage:
+def _lock_for_officer(message_id: int, actor: roles.Actor) -> PlatformMessage:
     if not may_handle(actor):
         raise NotPermitted(_("Only chronic-disease-centre officers handle platform messages."))
     message = PlatformMessage.objects.select_for_update().filter(pk=message_id).first()
@@ -420,7 +420,7 @@ def _lock_for_officer(message_id: int, actor: Any) -> PlatformMessage:
     return message
 
 
-def _requeue(message: PlatformMessage, actor: Any, note: str, **values: Any) -> PlatformMessage:
+def _requeue(message: PlatformMessage, actor: roles.Actor, note: str, **values: Any) -> PlatformMessage:
     now = timezone.now()
     PlatformMessage.objects.filter(pk=message.pk).update(
         state=MessageState.PENDING,
@@ -436,7 +436,7 @@ def _requeue(message: PlatformMessage, actor: Any, note: str, **values: Any) -> 
     return message
 
 
-def platform_message_retry(*, message_id: int, actor: Any, note: str = "") -> PlatformMessage:
+def platform_message_retry(*, message_id: int, actor: roles.Actor, note: str = "") -> PlatformMessage:
     """An officer sends a failed message again (same msgid: the platform never files it twice)."""
     with transaction.atomic():
         message = _lock_for_officer(message_id, actor)
@@ -445,7 +445,7 @@ def platform_message_retry(*, message_id: int, actor: Any, note: str = "") -> Pl
         return _requeue(message, actor, note, attempts=0, last_error="", answer_code="", answer_message="")
 
 
-def platform_message_release(*, message_id: int, actor: Any, note: str = "") -> PlatformMessage:
+def platform_message_release(*, message_id: int, actor: roles.Actor, note: str = "") -> PlatformMessage:
     """An officer releases a held message after correcting the person: it is looked up and built again."""
     with transaction.atomic():
         message = _lock_for_officer(message_id, actor)
@@ -459,7 +459,7 @@ def platform_message_release(*, message_id: int, actor: Any, note: str = "") -> 
         return _requeue(message, actor, note, held_reason="", payload=payload)
 
 
-def platform_message_cancel(*, message_id: int, actor: Any, note: str = "") -> PlatformMessage:
+def platform_message_cancel(*, message_id: int, actor: roles.Actor, note: str = "") -> PlatformMessage:
     """An officer decides a held or failed message is not to be sent."""
     with transaction.atomic():
         message = _lock_for_officer(message_id, actor)

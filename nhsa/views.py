@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from kernel import roles
 from kernel.errors import DomainError
 from kernel.tabular import tabular_response
 from nhsa import reconcile_services, selectors, services
@@ -47,7 +48,7 @@ def outbox(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def message_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def message_action(request: roles.AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
     _require_officer(request.user)
     if action not in MESSAGE_ACTIONS:
         raise Http404
@@ -95,7 +96,7 @@ def reconciliation_export(request: HttpRequest, pk: int, file_format: str) -> Ht
 
 @login_required
 @require_POST
-def difference_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def difference_action(request: roles.AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
     _require_officer(request.user)
     difference = selectors.difference_visible_to(request.user, pk)
     if difference is None or action not in ("resend", "cancel", "accept"):

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib import admin
 
-from oversight.models import NoticePolicy, OversightAuditEntry, RecheckDraw, RecheckRate
+from oversight.models import CorrectionRequest, NoticePolicy, OversightAuditEntry, RecheckDraw, RecheckRate
 
 
 @admin.register(RecheckRate)
@@ -36,6 +36,12 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(RecheckDraw)
 class RecheckDrawAdmin(ReadOnlyAdmin):
     list_display = ("region", "period", "candidates", "sampled", "seed", "completed_at")
+
+
+@admin.register(CorrectionRequest)
+class CorrectionRequestAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "application", "institution", "state", "requested_at", "answer_by", "answered_at")
+    list_filter = ("state",)
 
 
 @admin.register(OversightAuditEntry)

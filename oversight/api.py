@@ -17,21 +17,25 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import get_object_or_404  # malformed ids → 404, not a ValueError → 500
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from enrollment.serializers import ErrorSerializer
-from kernel.api_support import IdempotentPostMixin
+from kernel.api_support import AuthenticatedRequest, IdempotentPostMixin
 from kernel.errors import InvalidInput, NotPermitted
 from oversight import selectors, services
 from oversight.models import NoticeEntry, Objection, PublicNotice, RecheckSample, RecheckState
 from oversight.serializers import (
+    CorrectionAnswerSerializer,
+    CorrectionRequestSerializer,
     NoticeEntrySerializer,
     ObjectionInSerializer,
     ObjectionSerializer,
     PublicNoticeSerializer,
     PublishSerializer,
     RecheckDecisionSerializer,
+    RecheckSampleDetailSerializer,
     RecheckSampleSerializer,
     ResolutionSerializer,
     ResolveSerializer,
@@ -46,7 +50,8 @@ def _schema_only(view: Any) -> bool:
 
 
 class RecheckViewSet(IdempotentPostMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Sample re-checks (抽查复核) of the caller's region: the queue, one sample, and its decision."""
+    """Sample re-checks (抽查复核) of the caller's region: the queue, one sample, and its decision; the filing
+    clinic's answer to a re-check returned for correction."""
 
     serializer_class = RecheckSampleSerializer
     queryset = RecheckSample.objects.none()  # the schema's model; get_queryset scopes every request
@@ -55,6 +60,12 @@ class RecheckViewSet(IdempotentPostMixin, mixins.ListModelMixin, mixins.Retrieve
         if _schema_only(self):
             return RecheckSample.objects.none()
         user = self.request.user
+        if self.action == "answer":
+            if not selectors.may_answer_corrections(user):
+                raise NotPermitted(
+                    _("Correction requests are answered by the staff of the clinic that filed the application.")
+                )
+            return selectors.samples_for_clinic(user)
         if not selectors.may_recheck(user):
             raise NotPermitted(_("Sample re-checks are recorded by reviewers."))
         if self.action != "list":
@@ -78,25 +89,49 @@ class RecheckViewSet(IdempotentPostMixin, mixins.ListModelMixin, mixins.Retrieve
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(responses={200: RecheckSampleSerializer, **READ_ERRORS})
+    @extend_schema(responses={200: RecheckSampleDetailSerializer, **READ_ERRORS})
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().retrieve(request, *args, **kwargs)
+        """One sample, with its correction requests."""
+        return Response(RecheckSampleDetailSerializer(self.get_object()).data)
 
-    @extend_schema(request=RecheckDecisionSerializer, responses={200: RecheckSampleSerializer, **ERRORS})
+    @extend_schema(request=RecheckDecisionSerializer, responses={200: RecheckSampleDetailSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
-    def decide(self, request: Request, pk: str | None = None) -> Response:
-        """Pass or fail; a failure of an enrollment that still covers terminates it today (reason
-        ``recheck_failed``, the reason given here as its note)."""
+    def decide(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
+        """Pass or fail. A failure of an enrollment that still covers terminates it today (reason
+        ``recheck_failed``, the reason given here as its note), or with ``"correction": "return"`` returns it to
+        the filing clinic for the checked ``codes`` (the enrollment keeps covering until the answer is decided)."""
         sample = get_object_or_404(self.get_queryset(), pk=pk)
         serializer = RecheckDecisionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         services.recheck_decide(
             sample_id=sample.pk,
             actor=request.user,
-            passed=serializer.validated_data["result"] == "pass",
-            reason=serializer.validated_data["reason"],
+            passed=data["result"] == "pass",
+            reason=data["reason"],
+            correction=data["correction"],
+            codes=data["codes"],
         )
-        return Response(RecheckSampleSerializer(self.get_queryset().get(pk=sample.pk)).data)
+        return Response(RecheckSampleDetailSerializer(self.get_queryset().get(pk=sample.pk)).data)
+
+    @extend_schema(request=CorrectionAnswerSerializer, responses={200: CorrectionRequestSerializer, **ERRORS})
+    @action(detail=True, methods=["post"], parser_classes=[JSONParser, MultiPartParser, FormParser])
+    def answer(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
+        """The filing clinic's staff answer the open correction request of a returned re-check: a note, and
+        optionally one document (multipart ``doc_type`` + ``file``) attached to the application. The sample goes
+        back to the re-check queue."""
+        sample = get_object_or_404(self.get_queryset(), pk=pk)
+        serializer = CorrectionAnswerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        upload = data.get("file")
+        correction = services.recheck_answer(
+            sample_id=sample.pk,
+            actor=request.user,
+            answer=data["answer"],
+            documents=[(data["doc_type"], upload)] if upload is not None else [],
+        )
+        return Response(CorrectionRequestSerializer(correction).data)
 
 
 class NoticeViewSet(IdempotentPostMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -122,7 +157,7 @@ class NoticeViewSet(IdempotentPostMixin, mixins.ListModelMixin, mixins.RetrieveM
         return super().retrieve(request, *args, **kwargs)
 
     @extend_schema(request=PublishSerializer, responses={201: PublicNoticeSerializer, **ERRORS})
-    def create(self, request: Request) -> Response:
+    def create(self, request: AuthenticatedRequest) -> Response:
         """Publish a reviewing or closed batch's approved list from today (masked names and ID numbers)."""
         notices = self.get_queryset()
         serializer = PublishSerializer(data=request.data)
@@ -152,7 +187,7 @@ class NoticeEntryViewSet(IdempotentPostMixin, viewsets.GenericViewSet):
 
     @extend_schema(request=ObjectionInSerializer, responses={201: ObjectionSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
-    def objections(self, request: Request, pk: str | None = None) -> Response:
+    def objections(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
         if not selectors.may_handle_notices(request.user):
             raise NotPermitted(_("Objections are recorded by centre officers and administrators."))
         entry = selectors.entry_for_officer(request.user, _id(pk))
@@ -173,7 +208,7 @@ class ObjectionViewSet(IdempotentPostMixin, viewsets.GenericViewSet):
 
     @extend_schema(request=ResolveSerializer, responses={200: ResolutionSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
-    def resolve(self, request: Request, pk: str | None = None) -> Response:
+    def resolve(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
         if not selectors.may_handle_notices(request.user):
             raise NotPermitted(_("Objections are resolved by centre officers and administrators."))
         objection = selectors.objection_for_officer(request.user, _id(pk))

@@ -2,7 +2,8 @@
 
 Re-checks: every month a seeded, reproducible draw takes a policy share of the approvals that had
 little review (immediate approvals, 即时办结, and approvals after a single review stage) into a queue,
-where a reviewer who had no part in the application records pass or fail. Notices: an officer publishes a
+where a reviewer who had no part in the application records pass or fail; a failure terminates the enrollment or
+returns the approval to the filing clinic for correction (CorrectionRequest). Notices: an officer publishes a
 batch's approved list with masked names and ID numbers for a number of days; objections (异议) received
 by phone or letter hold an entry until an officer resolves them. Writes happen in oversight/services.py
 only; every write leaves an OversightAuditEntry (append-only).
@@ -18,8 +19,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from enrollment.models import Application, Disease, Institution, Region
+from enrollment.models import Application, Disease, Document, Institution, Region
 from kernel.models import AppendOnlyModel
+from reviews.models import SupplementReason
 
 DEFAULT_RECHECK_PERCENT = Decimal("10.00")
 DEFAULT_NOTICE_DAYS = 7
@@ -166,12 +168,18 @@ class RecheckState(models.TextChoices):
     PENDING = "pending", _("waiting for a re-check")
     PASSED = "passed", _("passed")
     FAILED = "failed", _("failed")
+    RETURNED = "returned", _("returned to the clinic for correction")
 
 
 class Correction(models.TextChoices):
     NONE = "", _("none")
     TERMINATED = "terminated", _("enrollment terminated")
     ALREADY_ENDED = "already_ended", _("nothing to correct: the enrollment had already ended")
+    # A return (the enrollment keeps covering): while the clinic holds it, and after its answer until the next
+    # decision; then "corrected" (passed), "terminated" or another return.
+    RETURNED = "returned", _("returned to the clinic for correction")
+    CORRECTED = "corrected", _("corrected by the clinic after a return")
+    UNANSWERED = "unanswered", _("enrollment terminated: the correction request was not answered in time")
 
 
 class RecheckSample(models.Model):
@@ -199,6 +207,9 @@ class RecheckSample(models.Model):
     checked_at = models.DateTimeField(_("re-checked at"), null=True, blank=True)
     reason = models.TextField(_("reason"), blank=True)
     correction = models.CharField(_("correction"), max_length=20, choices=Correction.choices, blank=True, default="")
+    returns = models.PositiveSmallIntegerField(
+        _("returns to the clinic"), default=0, help_text=_("How many times a failed re-check returned it.")
+    )
 
     class Meta:
         ordering = ["approved_at", "id"]
@@ -211,6 +222,75 @@ class RecheckSample(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.application_id} {self.get_state_display()}"
+
+
+class CorrectionState(models.TextChoices):
+    OPEN = "open", _("waiting for the clinic")
+    ANSWERED = "answered", _("answered by the clinic")
+    LAPSED = "lapsed", _("not answered in time")
+
+
+class CorrectionRequest(models.Model):
+    """A failed re-check returned to the clinic that filed the application: the named documents or corrections
+    (reviews' 补正 checklist and a note) to supply by ``answer_by``. The enrollment keeps covering meanwhile; the
+    application's state machine is not involved. Answered: the sample goes back to the re-check queue. Not
+    answered by then: the system terminates the enrollment (reason ``recheck_failed``)."""
+
+    sample = models.ForeignKey(
+        RecheckSample, on_delete=models.PROTECT, related_name="correction_requests", verbose_name=_("re-check sample")
+    )
+    application = models.ForeignKey(
+        Application, on_delete=models.PROTECT, related_name="+", verbose_name=_("application")
+    )
+    institution = models.ForeignKey(
+        Institution, on_delete=models.PROTECT, related_name="+", verbose_name=_("filing institution")
+    )
+    codes = models.JSONField(_("what is asked for"), default=list, blank=True)
+    note = models.TextField(_("note to the clinic"), blank=True)
+    state = models.CharField(_("state"), max_length=10, choices=CorrectionState.choices, default=CorrectionState.OPEN)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("requested by")
+    )
+    requested_at = models.DateTimeField(_("requested at"))
+    answer_by = models.DateField(
+        _("answer by"), help_text=_("After this day the system terminates the enrollment (failed re-check).")
+    )
+    remind_on = models.DateField(_("remind on"), null=True, blank=True)
+    reminded_at = models.DateTimeField(_("reminder sent at"), null=True, blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("answered by"),
+    )
+    answered_at = models.DateTimeField(_("answered at"), null=True, blank=True)
+    answer = models.TextField(_("the clinic's answer"), blank=True)
+    documents = models.ManyToManyField(Document, blank=True, related_name="+", verbose_name=_("documents added"))
+    lapsed_at = models.DateTimeField(_("lapsed at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        verbose_name = _("correction request")
+        verbose_name_plural = _("correction requests")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sample"], condition=Q(state="open"), name="one_open_correction_per_sample"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["institution", "state"], name="correction_institution_state"),
+            models.Index(fields=["state", "answer_by"], name="correction_open_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} ({self.application_id}) {self.get_state_display()}"
+
+    def reasons(self) -> list[str]:
+        """The checklist in the clinic's words (never the internal codes)."""
+        labels = dict(SupplementReason.choices)
+        return [str(labels[code]) for code in self.codes if code in labels]
 
 
 # ---------------------------------------------------------------------------
@@ -331,6 +411,10 @@ class OversightAction(models.TextChoices):
     DRAW = "draw", _("re-check draw")
     RECHECK_PASSED = "recheck_passed", _("re-check passed")
     RECHECK_FAILED = "recheck_failed", _("re-check failed")
+    RECHECK_RETURNED = "recheck_returned", _("re-check failed: returned to the clinic for correction")
+    CORRECTION_ANSWERED = "correction_answered", _("correction request answered by the clinic")
+    CORRECTION_REMINDED = "correction_reminded", _("correction request reminded")
+    CORRECTION_LAPSED = "correction_lapsed", _("correction request not answered in time")
     NOTICE_PUBLISHED = "notice_published", _("notice published")
     OBJECTION_RECORDED = "objection_recorded", _("objection recorded")
     OBJECTION_UPHELD = "objection_upheld", _("objection upheld")
@@ -351,6 +435,9 @@ class OversightAuditEntry(AppendOnlyModel):
     sample = models.ForeignKey(RecheckSample, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     notice = models.ForeignKey(PublicNotice, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     objection = models.ForeignKey(Objection, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    correction_request = models.ForeignKey(
+        CorrectionRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     reason = models.TextField(_("reason"), blank=True)
     details = models.JSONField(_("details"), default=dict, blank=True)
 

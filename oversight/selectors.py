@@ -22,6 +22,8 @@ from enrollment.models import COVERING_STATES, Application, AuditEntry, Region
 from kernel import roles
 from oversight.models import (
     DEFAULT_NOTICE_DAYS,
+    CorrectionRequest,
+    CorrectionState,
     NoticeEntry,
     NoticePolicy,
     Objection,
@@ -43,7 +45,7 @@ SCORE_PLACES = Decimal("0.000001")
 # ---------------------------------------------------------------------------
 
 
-def recheck_region_ids(user: Any) -> list[int] | None:
+def recheck_region_ids(user: roles.AnyUser) -> list[int] | None:
     """Regions whose samples the user re-checks or reads; None = every region (admin)."""
     if roles.has_any_role(user, roles.ADMIN):
         return None
@@ -53,11 +55,23 @@ def recheck_region_ids(user: Any) -> list[int] | None:
     return enrollment_selectors.region_and_descendant_ids(region_id) if region_id is not None else []
 
 
-def may_recheck(user: Any) -> bool:
+def may_recheck(user: roles.AnyUser) -> bool:
     return roles.has_any_role(user, roles.REVIEWER, roles.ADMIN)
 
 
-def notice_region_ids(user: Any) -> list[int] | None:
+def clinic_institution_id(user: roles.AnyUser) -> int | None:
+    """The institution whose correction requests the user answers: a clinic staff member's own; else None."""
+    if not roles.has_any_role(user, roles.CLINIC_STAFF):
+        return None
+    institution = enrollment_selectors.user_institution(user)
+    return institution.pk if institution is not None else None
+
+
+def may_answer_corrections(user: roles.AnyUser) -> bool:
+    return clinic_institution_id(user) is not None
+
+
+def notice_region_ids(user: roles.AnyUser) -> list[int] | None:
     """Regions whose notices the user publishes and whose objections they record; None = every region."""
     if roles.has_any_role(user, roles.ADMIN):
         return None
@@ -67,7 +81,7 @@ def notice_region_ids(user: Any) -> list[int] | None:
     return enrollment_selectors.region_and_descendant_ids(region_id) if region_id is not None else []
 
 
-def may_handle_notices(user: Any) -> bool:
+def may_handle_notices(user: roles.AnyUser) -> bool:
     return roles.has_any_role(user, roles.CENTER_OFFICER, roles.ADMIN)
 
 
@@ -218,7 +232,7 @@ def recheck_candidates(*, region_id: int, period: str) -> list[Candidate]:
 # ---------------------------------------------------------------------------
 
 
-def samples_visible_to(user: Any) -> QuerySet[RecheckSample]:
+def samples_visible_to(user: roles.AnyUser) -> QuerySet[RecheckSample]:
     base = RecheckSample.objects.select_related(
         "draw",
         "region",
@@ -231,11 +245,43 @@ def samples_visible_to(user: Any) -> QuerySet[RecheckSample]:
     return _in_regions(base, recheck_region_ids(user))
 
 
-def recheck_queue(user: Any, *, state: str = "") -> QuerySet[RecheckSample]:
+def recheck_queue(user: roles.AnyUser, *, state: str = "") -> QuerySet[RecheckSample]:
     samples = samples_visible_to(user)
     if state in RecheckState.values:
         samples = samples.filter(state=state)
     return samples.order_by("state" if not state else "approved_at", "approved_at", "id")
+
+
+def samples_for_clinic(user: roles.AnyUser) -> QuerySet[RecheckSample]:
+    """The samples of applications the user's institution filed (whose correction requests it answers)."""
+    institution_id = clinic_institution_id(user)
+    if institution_id is None:
+        return RecheckSample.objects.none()
+    return RecheckSample.objects.filter(application__filing_institution_id=institution_id).select_related(
+        "application__person", "application__disease", "institution"
+    )
+
+
+def open_corrections_for(user: roles.AnyUser) -> QuerySet[CorrectionRequest]:
+    """The clinic home's block: its institution's open correction requests, the soonest due first."""
+    institution_id = clinic_institution_id(user)
+    if institution_id is None:
+        return CorrectionRequest.objects.none()
+    return (
+        CorrectionRequest.objects.filter(institution_id=institution_id, state=CorrectionState.OPEN)
+        .select_related("application__person", "application__disease")
+        .order_by("answer_by", "id")
+    )
+
+
+def corrections_of(sample: RecheckSample) -> list[CorrectionRequest]:
+    """A sample's correction requests, oldest first, with who asked and answered and the documents added."""
+    return list(
+        CorrectionRequest.objects.filter(sample=sample)
+        .select_related("requested_by", "answered_by")
+        .prefetch_related("documents")
+        .order_by("requested_at", "id")
+    )
 
 
 def sample_history(sample: RecheckSample) -> QuerySet[OversightAuditEntry]:
@@ -251,6 +297,7 @@ class QualityRow:
     sampled: int
     rechecked: int
     failed: int
+    returned: int = 0
 
     @property
     def failure_percent(self) -> Decimal | None:
@@ -259,29 +306,45 @@ class QualityRow:
         return (Decimal(self.failed) * 100 / Decimal(self.rechecked)).quantize(Decimal("0.1"))
 
 
-QUALITY_HEADER = ("institution code", "institution", "sampled", "re-checked", "failed", "failure rate (%)")
+QUALITY_HEADER = (
+    "institution code",
+    "institution",
+    "sampled",
+    "re-checked",
+    "failed",
+    "failure rate (%)",
+    "returned",
+)
 
 
-def quality_rates(user: Any) -> list[QualityRow]:
-    """Per treating institution: samples drawn, re-checked (passed or failed), failed — one grouped query."""
+def quality_rates(user: roles.AnyUser) -> list[QualityRow]:
+    """Per treating institution: samples drawn, re-checked, failed, returned — one grouped query.
+
+    A return is a failed re-check whose correction is asked of the clinic: a sample returned at least once counts as
+    re-checked and failed from the return on, also when the clinic's answer then passes it ("failed and
+    corrected"); ``returned`` counts those samples."""
+    was_returned = Q(returns__gt=0)
     rows = (
         samples_visible_to(user)
         .order_by()
         .values("institution__code", "institution__name")
         .annotate(
             sampled=Count("id"),
-            rechecked=Count("id", filter=~Q(state=RecheckState.PENDING)),
-            failed=Count("id", filter=Q(state=RecheckState.FAILED)),
+            rechecked=Count("id", filter=~Q(state=RecheckState.PENDING) | was_returned),
+            failed=Count("id", filter=Q(state=RecheckState.FAILED) | was_returned),
+            returned=Count("id", filter=was_returned),
         )
         .order_by("institution__code")
     )
     return [
-        QualityRow(r["institution__code"], r["institution__name"], r["sampled"], r["rechecked"], r["failed"])
+        QualityRow(
+            r["institution__code"], r["institution__name"], r["sampled"], r["rechecked"], r["failed"], r["returned"]
+        )
         for r in rows
     ]
 
 
-def quality_csv_rows(user: Any) -> list[list[Any]]:
+def quality_csv_rows(user: roles.AnyUser) -> list[list[Any]]:
     return [
         [
             row.institution_code,
@@ -290,6 +353,7 @@ def quality_csv_rows(user: Any) -> list[list[Any]]:
             row.rechecked,
             row.failed,
             "" if row.failure_percent is None else str(row.failure_percent),
+            row.returned,
         ]
         for row in quality_rates(user)
     ]
@@ -307,7 +371,7 @@ def report_panel(request: Any) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------
 
 
-def notices_visible_to(user: Any) -> QuerySet[PublicNotice]:
+def notices_visible_to(user: roles.AnyUser) -> QuerySet[PublicNotice]:
     base = PublicNotice.objects.select_related("batch", "region", "published_by").annotate(
         entry_count=Count("entries", distinct=True),
         held_count=Count("entries", filter=Q(entries__held=True), distinct=True),
@@ -315,7 +379,7 @@ def notices_visible_to(user: Any) -> QuerySet[PublicNotice]:
     return _in_regions(base, notice_region_ids(user)).order_by("-starts_on", "-id")
 
 
-def publishable_batches(user: Any) -> QuerySet[ReviewBatch]:
+def publishable_batches(user: roles.AnyUser) -> QuerySet[ReviewBatch]:
     """Reviewing or closed batches of the user's regions without a notice yet, with their approved count."""
     batches = ReviewBatch.objects.filter(
         state__in=(BatchState.REVIEWING, BatchState.CLOSED), public_notice__isnull=True
@@ -328,7 +392,7 @@ def publishable_batches(user: Any) -> QuerySet[ReviewBatch]:
     )
 
 
-def batch_for_notice(user: Any, batch_id: int) -> ReviewBatch | None:
+def batch_for_notice(user: roles.AnyUser, batch_id: int) -> ReviewBatch | None:
     return (
         _in_regions(ReviewBatch.objects.select_related("region"), notice_region_ids(user)).filter(pk=batch_id).first()
     )
@@ -355,12 +419,12 @@ def entries_with_objections(notice: PublicNotice) -> list[NoticeEntry]:
     return entries
 
 
-def entry_for_officer(user: Any, entry_id: int) -> NoticeEntry | None:
+def entry_for_officer(user: roles.AnyUser, entry_id: int) -> NoticeEntry | None:
     entries = NoticeEntry.objects.select_related("notice")
     return _in_regions(entries, notice_region_ids(user), "notice__region_id").filter(pk=entry_id).first()
 
 
-def objection_for_officer(user: Any, objection_id: int) -> Objection | None:
+def objection_for_officer(user: roles.AnyUser, objection_id: int) -> Objection | None:
     objections = Objection.objects.select_related("entry__notice")
     return _in_regions(objections, notice_region_ids(user), "entry__notice__region_id").filter(pk=objection_id).first()
 
@@ -414,4 +478,14 @@ def application_panel(request: Any, application: Application) -> dict[str, Any] 
     )
     if sample is None and not entries:
         return None
-    return {"template": "oversight/_application_panel.html", "sample": sample, "entries": entries}
+    answerable = (
+        sample is not None
+        and sample.state == RecheckState.RETURNED
+        and clinic_institution_id(request.user) == application.filing_institution_id
+    )
+    return {
+        "template": "oversight/_application_panel.html",
+        "sample": sample,
+        "entries": entries,
+        "answerable": answerable,
+    }

@@ -10,9 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from oversight.models import NoticeEntry, Objection, ObjectionChannel, PublicNotice, RecheckSample
+from enrollment.models import DocumentType
+from oversight.models import (
+    CorrectionRequest,
+    NoticeEntry,
+    Objection,
+    ObjectionChannel,
+    PublicNotice,
+    RecheckSample,
+)
+from reviews.models import SupplementReason
 
 
 def _username(user: Any) -> str | None:
@@ -50,11 +60,74 @@ class RecheckSampleSerializer(serializers.ModelSerializer):
             "checked_at",
             "reason",
             "correction",
+            "returns",
         ]
         read_only_fields = fields
 
     def get_checked_by(self, sample: RecheckSample) -> str | None:
         return _username(sample.checked_by)
+
+
+class DocumentRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    doc_type = serializers.CharField(read_only=True)
+    original_name = serializers.CharField(read_only=True)
+
+
+class CorrectionRequestSerializer(serializers.ModelSerializer):
+    """A return of a failed re-check to the filing clinic: what is asked (codes and note), by when, the answer."""
+
+    sample = serializers.IntegerField(source="sample_id", read_only=True)
+    application = serializers.IntegerField(source="application_id", read_only=True)
+    institution = serializers.IntegerField(source="institution_id", read_only=True, help_text="the filing institution")
+    codes = serializers.ListField(child=serializers.CharField(), read_only=True, help_text="reviews' 补正 checklist")
+    requested_by = serializers.SerializerMethodField()
+    answered_by = serializers.SerializerMethodField()
+    documents = DocumentRefSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = CorrectionRequest
+        fields = [
+            "id",
+            "sample",
+            "application",
+            "institution",
+            "state",
+            "codes",
+            "note",
+            "requested_by",
+            "requested_at",
+            "answer_by",
+            "reminded_at",
+            "answered_by",
+            "answered_at",
+            "answer",
+            "documents",
+            "lapsed_at",
+        ]
+        read_only_fields = fields
+
+    def get_requested_by(self, request: CorrectionRequest) -> str | None:
+        return _username(request.requested_by)
+
+    def get_answered_by(self, request: CorrectionRequest) -> str | None:
+        return _username(request.answered_by)
+
+
+class RecheckSampleDetailSerializer(RecheckSampleSerializer):
+    """One sample with its correction requests (a returned re-check), oldest first."""
+
+    corrections = serializers.SerializerMethodField()
+
+    class Meta(RecheckSampleSerializer.Meta):
+        fields = [*RecheckSampleSerializer.Meta.fields, "corrections"]
+        read_only_fields = fields
+
+    @extend_schema_field(CorrectionRequestSerializer(many=True))
+    def get_corrections(self, sample: RecheckSample) -> Any:
+        from oversight import selectors
+
+        return CorrectionRequestSerializer(selectors.corrections_of(sample), many=True).data
 
 
 class RecheckDecisionSerializer(serializers.Serializer):
@@ -64,8 +137,35 @@ class RecheckDecisionSerializer(serializers.Serializer):
         required=False,
         allow_blank=True,
         default="",
-        help_text="required for a failure; the note of the termination (reason recheck_failed)",
+        help_text="required for a failure; the note of the termination (reason recheck_failed), or of the return",
     )
+    correction = serializers.ChoiceField(
+        choices=[("terminate", "terminate"), ("return", "return")],
+        required=False,
+        default="terminate",
+        help_text="of a failure: terminate the enrollment today (default), or return it to the filing clinic for "
+        "correction (the enrollment keeps covering)",
+    )
+    codes = serializers.ListField(
+        child=serializers.ChoiceField(choices=SupplementReason.choices),
+        required=False,
+        default=list,
+        max_length=10,
+        help_text="with a return: what the clinic should add or correct (reviews' 补正 checklist)",
+    )
+
+
+class CorrectionAnswerSerializer(serializers.Serializer):
+    answer = serializers.CharField(max_length=2000, help_text="what was corrected or added")
+    doc_type = serializers.ChoiceField(
+        choices=DocumentType.choices, required=False, help_text="with file: the kind of document"
+    )
+    file = serializers.FileField(required=False, help_text="a document to attach to the application (multipart)")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("file") is not None and not attrs.get("doc_type"):
+            raise serializers.ValidationError({"doc_type": "Say what kind of document the file is."})
+        return attrs
 
 
 class PublicNoticeSerializer(serializers.ModelSerializer):

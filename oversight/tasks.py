@@ -1,4 +1,5 @@
-"""Thin Celery tasks for oversight: call one service, safe to run twice (a completed draw is never redone)."""
+"""Thin Celery tasks for oversight: call one service, safe to run twice (a completed draw is never redone, a
+reminded or ended correction request is not touched again)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,15 @@ def draw_rechecks(day: str | None = None) -> list[list]:
     as_of = dt.date.fromisoformat(day) if day else timezone.localdate()
     draws = services.recheck_draws_for_period(period=previous_period(as_of), actor=get_system_user())
     return [[draw.region_id, draw.period, draw.sampled] for draw in draws]
+
+
+@shared_task(name="oversight.tasks.sweep_corrections", acks_late=True)
+def sweep_corrections(day: str | None = None) -> dict[str, list[int]]:
+    """Beat, daily at 02:50: remind open re-check correction requests once, and terminate the enrollments of those
+    not answered by their day (each exactly once: a second run finds them done).
+
+    ``day`` (YYYY-MM-DD) runs it as of another date; default today (Asia/Shanghai).
+    """
+    as_of = dt.date.fromisoformat(day) if day else None
+    result = services.corrections_sweep(actor=get_system_user(), today=as_of)
+    return {"reminded": result.reminded, "terminated": result.terminated}

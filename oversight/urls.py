@@ -9,6 +9,7 @@ urlpatterns = [
     path("oversight/rechecks/quality.csv", views.quality_export, name="recheck-quality-csv"),
     path("oversight/rechecks/<int:pk>/", views.recheck_detail, name="recheck-detail"),
     path("oversight/rechecks/<int:pk>/decide/", views.recheck_decide, name="recheck-decide"),
+    path("oversight/rechecks/<int:pk>/correction/", views.recheck_correction, name="recheck-correction"),
     path("oversight/notices/", views.notice_list, name="notice-list"),
     path("oversight/batches/<int:pk>/notice/", views.notice_publish, name="notice-publish"),
     path("oversight/notices/<int:pk>/", views.notice_detail, name="notice-detail"),

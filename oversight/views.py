@@ -20,12 +20,14 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from enrollment import forms as enrollment_forms
+from kernel import roles
 from kernel.errors import DomainError
 from kernel.tabular import tabular_response
 from oversight import forms, selectors, services
-from oversight.models import RecheckState
+from oversight.models import CorrectionState, RecheckState
 
 logger = logging.getLogger(__name__)
 # The public pages' request counts live in the cache every process shares (Redis in production): with the
@@ -35,6 +37,11 @@ RATE_LIMIT_CACHE = "shared"
 
 def _require_rechecker(user: Any) -> None:
     if not selectors.may_recheck(user):
+        raise PermissionDenied
+
+
+def _require_clinic(user: Any) -> None:
+    if not selectors.may_answer_corrections(user):
         raise PermissionDenied
 
 
@@ -76,31 +83,84 @@ def recheck_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "oversight/recheck_detail.html",
-        {"sample": sample, "form": forms.RecheckForm(), "history": selectors.sample_history(sample)},
+        {
+            "sample": sample,
+            "form": forms.RecheckForm(),
+            "corrections": selectors.corrections_of(sample),
+            "correction_days": settings.OVERSIGHT_CORRECTION_DAYS,
+            "history": selectors.sample_history(sample),
+        },
     )
 
 
 @login_required
 @require_POST
-def recheck_decide(request: HttpRequest, pk: int) -> HttpResponse:
+def recheck_decide(request: roles.AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     _require_rechecker(request.user)
     sample = get_object_or_404(selectors.samples_visible_to(request.user), pk=pk)
     form = forms.RecheckForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Choose pass or fail, and give a reason for a failure."))
         return redirect("recheck-detail", pk=sample.pk)
+    passed = form.cleaned_data["outcome"] == "pass"
     try:
         services.recheck_decide(
             sample_id=sample.pk,
             actor=request.user,
-            passed=form.cleaned_data["outcome"] == "pass",
+            passed=passed,
             reason=form.cleaned_data["reason"],
+            # The correction radio keeps its choice on the page when the reviewer switches to pass: ignored then.
+            correction="terminate" if passed else form.cleaned_data["correction"],
+            codes=form.cleaned_data["codes"],
         )
     except DomainError as error:
         _error(request, error)
         return redirect("recheck-detail", pk=sample.pk)
     messages.success(request, _("Re-check of application #%(id)s recorded.") % {"id": sample.application_id})
     return redirect("recheck-queue")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def recheck_correction(request: roles.AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """The clinic's page of a re-check returned for correction: what is asked, and the answer form."""
+    _require_clinic(request.user)
+    sample = get_object_or_404(selectors.samples_for_clinic(request.user), pk=pk)
+    if request.method == "POST":
+        form = forms.CorrectionAnswerForm(request.POST)
+        documents = enrollment_forms.DocumentFormSet(request.POST, request.FILES, prefix="doc")
+        if form.is_valid() and documents.is_valid():
+            try:
+                services.recheck_answer(
+                    sample_id=sample.pk,
+                    actor=request.user,
+                    answer=form.cleaned_data["answer"],
+                    documents=enrollment_forms.uploaded_documents(documents),
+                )
+            except DomainError as error:
+                enrollment_forms.add_domain_error(form, error)
+            else:
+                messages.success(
+                    request,
+                    _("Your answer was sent: application #%(id)s goes back to the re-check.")
+                    % {"id": sample.application_id},
+                )
+                return redirect("home")
+    else:
+        form = forms.CorrectionAnswerForm()
+        documents = enrollment_forms.DocumentFormSet(prefix="doc")
+    corrections = selectors.corrections_of(sample)
+    return render(
+        request,
+        "oversight/correction.html",
+        {
+            "sample": sample,
+            "corrections": corrections,
+            "open_request": next((c for c in corrections if c.state == CorrectionState.OPEN), None),
+            "form": form,
+            "documents": documents,
+        },
+    )
 
 
 @login_required
@@ -139,7 +199,7 @@ def notice_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def notice_publish(request: HttpRequest, pk: int) -> HttpResponse:
+def notice_publish(request: roles.AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     _require_officer(request.user)
     batch = selectors.batch_for_notice(request.user, pk)
     if batch is None:
@@ -190,7 +250,7 @@ def notice_export(request: HttpRequest, pk: int, file_format: str) -> HttpRespon
 
 @login_required
 @require_POST
-def objection_record(request: HttpRequest, pk: int) -> HttpResponse:
+def objection_record(request: roles.AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     _require_officer(request.user)
     entry = selectors.entry_for_officer(request.user, pk)
     if entry is None:
@@ -212,7 +272,7 @@ def objection_record(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def objection_resolve(request: HttpRequest, pk: int, upheld: bool) -> HttpResponse:
+def objection_resolve(request: roles.AuthenticatedHttpRequest, pk: int, upheld: bool) -> HttpResponse:
     _require_officer(request.user)
     objection = selectors.objection_for_officer(request.user, pk)
     if objection is None:

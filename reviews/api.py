@@ -22,7 +22,7 @@ from rest_framework.response import Response
 
 from enrollment import selectors as enrollment_selectors
 from enrollment.serializers import ApplicationDetailSerializer, ErrorSerializer
-from kernel.api_support import IdempotentPostMixin
+from kernel.api_support import AuthenticatedRequest, IdempotentPostMixin
 from kernel.errors import InvalidInput
 from reviews import selectors, services
 from reviews.models import BatchState, Decision, ReviewBatch, ReviewItem
@@ -133,7 +133,7 @@ class QueueViewSet(IdempotentPostMixin, viewsets.GenericViewSet):
 
     @extend_schema(request=ClaimSerializer, responses={200: ReviewItemSerializer(many=True), **ERRORS})
     @action(detail=False, methods=["post"])
-    def claim(self, request: Request) -> Response:
+    def claim(self, request: AuthenticatedRequest) -> Response:
         serializer = ClaimSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         items = services.queue_claim(
@@ -146,7 +146,7 @@ class QueueViewSet(IdempotentPostMixin, viewsets.GenericViewSet):
 
     @extend_schema(request=ReleaseSerializer, responses={200: ReleaseResultSerializer, **ERRORS})
     @action(detail=False, methods=["post"])
-    def release(self, request: Request) -> Response:
+    def release(self, request: AuthenticatedRequest) -> Response:
         serializer = ReleaseSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         released = services.queue_release(actor=request.user, item_ids=serializer.validated_data.get("items"))
@@ -177,7 +177,7 @@ class ReviewItemViewSet(IdempotentPostMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(request=ApproveSerializer, responses={200: ReviewItemDetailSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
-    def approve(self, request: Request, pk: str | None = None) -> Response:
+    def approve(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
         item = self._item(pk)
         serializer = ApproveSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -188,7 +188,7 @@ class ReviewItemViewSet(IdempotentPostMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(request=RejectSerializer, responses={200: ReviewItemDetailSerializer, **ERRORS})
     @action(detail=True, methods=["post"])
-    def reject(self, request: Request, pk: str | None = None) -> Response:
+    def reject(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
         item = self._item(pk)
         serializer = RejectSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -205,7 +205,7 @@ class ReviewItemViewSet(IdempotentPostMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(request=ReturnSerializer, responses={200: ReviewItemDetailSerializer, **ERRORS})
     @action(detail=True, methods=["post"], url_path="return")
-    def return_for_information(self, request: Request, pk: str | None = None) -> Response:
+    def return_for_information(self, request: AuthenticatedRequest, pk: str | None = None) -> Response:
         item = self._item(pk)
         serializer = ReturnSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -220,7 +220,7 @@ class ReviewItemViewSet(IdempotentPostMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(request=BulkDecisionSerializer, responses={200: BulkResultSerializer, **ERRORS})
     @action(detail=False, methods=["post"], url_path="bulk-decide")
-    def bulk_decide(self, request: Request) -> Response:
+    def bulk_decide(self, request: AuthenticatedRequest) -> Response:
         serializer = BulkDecisionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -249,7 +249,7 @@ class ImmediateApprovalViewSet(IdempotentPostMixin, viewsets.GenericViewSet):
         return enrollment_selectors.applications_visible_to(self.request.user)
 
     @extend_schema(request=ImmediateApprovalSerializer, responses={200: ApplicationDetailSerializer, **ERRORS})
-    def create(self, request: Request) -> Response:
+    def create(self, request: AuthenticatedRequest) -> Response:
         serializer = ImmediateApprovalSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         application = get_object_or_404(self.get_queryset(), pk=serializer.validated_data["application"])

@@ -27,7 +27,7 @@ def _filter_assignee(queryset: QuerySet[Any], name: str, value: Any) -> QuerySet
     return queryset.filter(Exists(held))
 
 
-def assignee_filters(user: Any) -> dict[str, django_filters.Filter]:
+def assignee_filters(user: roles.AnyUser) -> dict[str, django_filters.Filter]:
     """For reviewers and administrators: "held by" — the reviewers of the viewer's regions."""
     if not roles.has_any_role(user, roles.REVIEWER, roles.ADMIN):
         return {}
@@ -63,7 +63,7 @@ def _filter_deadline(queryset: QuerySet[Any], name: str, value: Any) -> QuerySet
     return queryset.filter(Exists(pending))
 
 
-def deadline_filters(user: Any) -> dict[str, django_filters.Filter]:
+def deadline_filters(user: roles.AnyUser) -> dict[str, django_filters.Filter]:
     """For every viewer: the stage deadline of the application's open review item."""
     return {
         "deadline": django_filters.ChoiceFilter(

@@ -7,8 +7,6 @@ page offers exactly what the services accept.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.utils.translation import gettext as _
 
 from enrollment import policies as enrollment_policies
@@ -19,7 +17,7 @@ from kernel.errors import NotPermitted, RuleViolation, TransitionRefused
 from reviews.models import Stage, StageDecision
 
 
-def ensure_separation_of_duties(*, application: Application, actor: Any, stage: str) -> None:
+def ensure_separation_of_duties(*, application: Application, actor: roles.Actor, stage: str) -> None:
     """The same person may not decide two stages of one application, nor one they filed or diagnosed."""
     if application.filed_by_id == actor.pk:
         raise RuleViolation(
@@ -50,7 +48,7 @@ def ensure_separation_of_duties(*, application: Application, actor: Any, stage: 
         )
 
 
-def ensure_immediate_decision(*, application: Application, actor: Any) -> None:
+def ensure_immediate_decision(*, application: Application, actor: roles.Actor) -> None:
     """Who may decide a diagnosed application on the spot, and when: a centre officer of a may-diagnose
     institution that filed or treats it, for an immediate-mode disease, while ``diagnosed``, and not one they
     filed or diagnosed. The services call it under the row lock; the application page lists the actions with it
@@ -79,12 +77,12 @@ def ensure_immediate_decision(*, application: Application, actor: Any) -> None:
     ensure_separation_of_duties(application=application, actor=actor, stage=Stage.IMMEDIATE)
 
 
-def may_decide_immediately(user: Any, application: Application) -> bool:
+def may_decide_immediately(user: roles.Actor, application: Application) -> bool:
     """Whether ``user`` may decide ``application`` on the spot now (any of approve / reject / return)."""
     return enrollment_policies.permits(immediate_decision_check, user, application)
 
 
-def immediate_decision_check(user: Any, application: Application) -> None:
+def immediate_decision_check(user: roles.Actor, application: Application) -> None:
     """enrollment.policies.ACTION_CHECKS' form of ``ensure_immediate_decision``."""
     ensure_immediate_decision(application=application, actor=user)
 
@@ -93,7 +91,7 @@ def immediate_action_check(transition: str) -> enrollment_policies.ActionCheck:
     """The page's rule for one 即时办结 action: the decision rule, then the transition's own (its state and the
     role's permission), which the service's run_transition applies after it."""
 
-    def check(user: Any, application: Application) -> None:
+    def check(user: roles.Actor, application: Application) -> None:
         ensure_immediate_decision(application=application, actor=user)
         enrollment_policies.ensure_transition(application, transition, user)
 

@@ -88,7 +88,7 @@ def queue(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def queue_claim(request: HttpRequest) -> HttpResponse:
+def queue_claim(request: roles.AuthenticatedHttpRequest) -> HttpResponse:
     _require_reviewer(request.user)
     form = forms.ClaimForm(request.POST, stages=selectors.stages_held(request.user))
     if form.is_valid():
@@ -109,7 +109,7 @@ def queue_claim(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def queue_release(request: HttpRequest) -> HttpResponse:
+def queue_release(request: roles.AuthenticatedHttpRequest) -> HttpResponse:
     _require_reviewer(request.user)
     ids = [int(v) for v in request.POST.getlist("items") if v.isdigit()]
     released = services.queue_release(actor=request.user, item_ids=ids or None)
@@ -119,7 +119,7 @@ def queue_release(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def queue_decide(request: HttpRequest) -> HttpResponse:
+def queue_decide(request: roles.AuthenticatedHttpRequest) -> HttpResponse:
     """Decide the selected items; a row's own button (``one``) decides just that row."""
     user = request.user
     _require_reviewer(user)
@@ -241,7 +241,7 @@ def batch_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def batch_assemble(request: HttpRequest) -> HttpResponse:
+def batch_assemble(request: roles.AuthenticatedHttpRequest) -> HttpResponse:
     """Assemble a region's batch of this month now: the monthly run's service and idempotency, the officer's
     region only, every moved application audited with the officer as actor."""
     user = request.user
@@ -303,14 +303,14 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def notification_list(request: HttpRequest) -> HttpResponse:
+def notification_list(request: roles.AuthenticatedHttpRequest) -> HttpResponse:
     page = Paginator(selectors.notifications_for(request.user), 50).get_page(request.GET.get("page"))
     return render(request, "reviews/notifications.html", {"page": page, "query": ""})
 
 
 @login_required
 @require_POST
-def notifications_read(request: HttpRequest) -> HttpResponse:
+def notifications_read(request: roles.AuthenticatedHttpRequest) -> HttpResponse:
     services.notifications_mark_read(actor=request.user)
     return redirect("review-notifications")
 

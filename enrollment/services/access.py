@@ -12,6 +12,7 @@ from enrollment.models import (
     Application,
     Person,
 )
+from kernel import roles
 from kernel.errors import InvalidInput
 
 # ---------------------------------------------------------------------------
@@ -22,7 +23,7 @@ ACCESS_REASON_MAX_LENGTH = 500
 
 
 def personal_data_access_record(
-    *, viewer: Any, person: Person, purpose: str, reason: str = "", application: Application | None = None
+    *, viewer: roles.Actor, person: Person, purpose: str, reason: str = "", application: Application | None = None
 ) -> Any:
     """Record that ``viewer`` was shown ``person``'s full, unmasked record: who, whose, when, why."""
     from enrollment.models import AccessPurpose, PersonalDataAccess
@@ -40,7 +41,9 @@ def personal_data_access_record(
     )
 
 
-def personal_data_access_record_many(*, viewer: Any, person_ids: Sequence[int], purpose: str, reason: str = "") -> int:
+def personal_data_access_record_many(
+    *, viewer: roles.Actor, person_ids: Sequence[int], purpose: str, reason: str = ""
+) -> int:
     """Record that ``viewer`` was handed the full records of many persons at once (an export): one access-log
     row per person, written in one bulk insert. Returns the number of rows."""
     from enrollment.models import AccessPurpose, PersonalDataAccess

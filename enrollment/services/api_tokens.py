@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from enrollment.models import ApiToken, Institution, StaffProfile
-from kernel import reference_cache
+from kernel import reference_cache, roles
 from kernel.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def password_fingerprint(user: Any) -> str:
+def password_fingerprint(user: roles.Actor) -> str:
     """Changes whenever the user's stored password hash changes (set, changed, made unusable)."""
     return hashlib.sha256(f"api-token:{user.password}".encode()).hexdigest()
 
@@ -66,7 +66,7 @@ def token_lifetime() -> dt.timedelta:
     return dt.timedelta(hours=int(getattr(settings, "API_TOKEN_LIFETIME_HOURS", 24)))
 
 
-def api_token_issue(*, user: Any, name: str = "") -> IssuedToken:
+def api_token_issue(*, user: roles.Actor, name: str = "") -> IssuedToken:
     """A new token for ``user`` (who has just proved their password), valid for the configured lifetime.
 
     The user's expired tokens are deleted on the way, and beyond MAX_LIVE_TOKENS_PER_USER the oldest.
@@ -94,14 +94,14 @@ def api_token_issue(*, user: Any, name: str = "") -> IssuedToken:
     return IssuedToken(token=token, key=key)
 
 
-def api_token_revoke(*, user: Any, token_id: int) -> None:
+def api_token_revoke(*, user: roles.Actor, token_id: int) -> None:
     """Revoke one of ``user``'s own tokens; another user's token id is "not found" (404), never 403."""
     deleted, _rows = ApiToken.objects.filter(pk=token_id, user=user).delete()
     if not deleted:
         raise InvalidInput(_("You hold no token with this id."), code="not_found")
 
 
-def api_tokens_revoke_all(*, user: Any, reason: str) -> int:
+def api_tokens_revoke_all(*, user: roles.Actor, reason: str) -> int:
     """Revoke every token of ``user``; returns how many there were."""
     deleted, _rows = ApiToken.objects.filter(user=user).delete()
     if deleted:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,6 +18,7 @@ from enrollment.models import (
 )
 from enrollment.periods import first_of_next_month, period_end
 from enrollment.services.audit import AuditFields, lock_application, run_transition
+from kernel import roles
 from kernel.errors import RuleViolation
 
 # ---------------------------------------------------------------------------
@@ -70,7 +70,7 @@ def _refuse_renewal_of_terminated(application: Application) -> None:
         )
 
 
-def approval_side_effects(application: Application, actor: Any, audit: AuditFields) -> None:
+def approval_side_effects(application: Application, actor: roles.Actor, audit: AuditFields) -> None:
     """After an approval: a renewal supersedes the enrollment it renews (same transaction)."""
     previous_id = application.renews_id
     if previous_id is None:
@@ -86,7 +86,7 @@ def approval_side_effects(application: Application, actor: Any, audit: AuditFiel
 
 
 def application_approve(
-    *, application_id: int, actor: Any, audit: AuditFields = AuditFields(), immediate: bool = False
+    *, application_id: int, actor: roles.Actor, audit: AuditFields = AuditFields(), immediate: bool = False
 ) -> Application:
     """The final approval: sets the validity period. Reviews call this for the last stage."""
     with transaction.atomic():

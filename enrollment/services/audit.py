@@ -33,7 +33,7 @@ User = get_user_model()
 # ---------------------------------------------------------------------------
 
 
-def get_system_user() -> Any:
+def get_system_user() -> roles.Actor:
     """The actor of beat jobs: an inactive account that cannot log in."""
     user, created = User.objects.get_or_create(
         username=settings.SYSTEM_USERNAME, defaults={"is_active": False, "first_name": "system"}
@@ -54,7 +54,7 @@ class AuditFields:
 
 
 def audit_entry(
-    *, application_id: int, transition: str, from_state: str, to_state: str, actor: Any, fields: AuditFields
+    *, application_id: int, transition: str, from_state: str, to_state: str, actor: roles.Actor, fields: AuditFields
 ) -> AuditEntry:
     """An unsaved audit row; per-row paths save it, bulk paths bulk_create many (ids only, no instances)."""
     system = roles.is_system(actor)
@@ -79,7 +79,7 @@ def record_audit(
     subject: str,
     subject_id: int | None,
     action: str,
-    actor: Any,
+    actor: roles.Actor,
     from_state: str = "",
     to_state: str = "",
     details: dict[str, Any] | None = None,
@@ -105,7 +105,7 @@ def audit_rows_insert(
     transition: str,
     from_state: str,
     to_state: str,
-    actor: Any,
+    actor: roles.Actor,
     fields: AuditFields,
     per_row: dict[str, str],
 ) -> int:
@@ -128,7 +128,7 @@ def run_transition(
     *,
     application: Application,
     name: str,
-    actor: Any,
+    actor: roles.Actor,
     audit: AuditFields = AuditFields(),
     **kwargs: Any,
 ) -> Application:

@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from enrollment import policies
 from enrollment.models import Disease
 from enrollment.services.audit import record_audit
+from kernel import roles
 from kernel.errors import InvalidInput
 
 # ---------------------------------------------------------------------------
@@ -54,7 +55,7 @@ def catalogue_entry_values(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def catalogue_load(*, data: dict[str, Any], actor: Any) -> CatalogueLoaded:
+def catalogue_load(*, data: dict[str, Any], actor: roles.Actor) -> CatalogueLoaded:
     """Create or update diseases from a catalogue document (enrollment/data/catalogue.json shape).
 
     Administrators and the system (the load_catalogue command) load it; each load writes one

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
@@ -19,6 +18,7 @@ from enrollment.models import (
 )
 from enrollment.services.audit import AuditFields, lock_application, run_transition
 from enrollment.services.documents import StoredFiles, prepare_document, store_document
+from kernel import roles
 from kernel.errors import InvalidInput, RuleViolation
 
 # ---------------------------------------------------------------------------
@@ -29,7 +29,7 @@ from kernel.errors import InvalidInput, RuleViolation
 def application_diagnose(
     *,
     application_id: int,
-    actor: Any,
+    actor: roles.Actor,
     icd10_code: str,
     diagnosis_date: dt.date,
     physician: Physician | None = None,

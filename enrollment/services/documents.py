@@ -118,7 +118,9 @@ class StoredFiles:
                 storage.delete(name)
 
 
-def store_document(*, application: Application, prepared: PreparedDocument, actor: Any, files: StoredFiles) -> Document:
+def store_document(
+    *, application: Application, prepared: PreparedDocument, actor: roles.Actor, files: StoredFiles
+) -> Document:
     document = Document(
         application=application,
         doc_type=prepared.doc_type,
@@ -136,7 +138,7 @@ def store_document(*, application: Application, prepared: PreparedDocument, acto
     return document
 
 
-def document_attach(*, application_id: int, actor: Any, doc_type: str, upload: UploadedFile) -> Document:
+def document_attach(*, application_id: int, actor: roles.Actor, doc_type: str, upload: UploadedFile) -> Document:
     prepared = prepare_document(doc_type, upload)
     with StoredFiles() as files, transaction.atomic():
         application = lock_application(application_id)

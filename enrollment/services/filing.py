@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
@@ -23,6 +22,7 @@ from enrollment.models import (
 from enrollment.services.audit import AuditFields, audit_entry
 from enrollment.services.documents import StoredFiles, prepare_document, store_document
 from enrollment.services.persons import person_register
+from kernel import roles
 from kernel.errors import InvalidInput, RuleViolation
 
 # ---------------------------------------------------------------------------
@@ -42,7 +42,7 @@ def application_submit(
     person: Person,
     disease: Disease,
     treating_institution: Institution,
-    actor: Any,
+    actor: roles.Actor,
     documents: Sequence[tuple[str, UploadedFile]] = (),
     kind: str = ApplicationKind.NEW,
     renews: Application | None = None,
@@ -66,7 +66,7 @@ def application_submit(
 
 
 def application_submit_by_id_number(
-    *, id_number: str, disease: Disease, treating_institution: Institution, actor: Any
+    *, id_number: str, disease: Disease, treating_institution: Institution, actor: roles.Actor
 ) -> Application:
     """The API's filing: the person found by (normalised) ID number in ``actor``'s scope and locked in
     the same query, then ``application_submit``'s rules and rows. An unknown number: ``person_not_found``."""
@@ -94,7 +94,7 @@ def application_submit_by_id_number(
 
 
 def application_insert(
-    *, application: Application, actor: Any, fields: AuditFields, duplicate_message: str, savepoint: bool = True
+    *, application: Application, actor: roles.Actor, fields: AuditFields, duplicate_message: str, savepoint: bool = True
 ) -> AuditEntry:
     """Insert a new application (``submitted``) with its ``submit`` audit row, returned: the one way an
     application row is created (filing here, the 两病 enrollment a rejection opens in reviews). The partial unique
@@ -123,7 +123,7 @@ def _file(
     lock_person: Callable[[], Person],
     disease: Disease,
     treating_institution: Institution,
-    actor: Any,
+    actor: roles.Actor,
     documents: Sequence[tuple[str, UploadedFile]],
     kind: str,
     renews: Application | None,
@@ -198,7 +198,7 @@ def application_file_with_person(
     person_details: PersonDetails | None,
     disease: Disease,
     treating_institution: Institution,
-    actor: Any,
+    actor: roles.Actor,
     documents: Sequence[tuple[str, UploadedFile]] = (),
 ) -> Application:
     """The filing page's one write: register (or correct) the person and file the application in one

@@ -29,7 +29,7 @@ from kernel.errors import InvalidInput, NotPermitted
 # ---------------------------------------------------------------------------
 
 
-def application_withdraw(*, application_id: int, actor: Any, reason: str = "") -> Application:
+def application_withdraw(*, application_id: int, actor: roles.Actor, reason: str = "") -> Application:
     with transaction.atomic():
         application = lock_application(application_id)
         policies.ensure_filing_institution(application, actor)
@@ -49,7 +49,12 @@ APPLICATION_ACTION_SERVICES: dict[str, Any] = {}
 
 
 def application_close(
-    *, application_id: int, actor: Any, reason_code: str, reason: str = "", details: dict[str, Any] | None = None
+    *,
+    application_id: int,
+    actor: roles.Actor,
+    reason_code: str,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
 ) -> Application:
     """The system closes a pending application the person can no longer hold (death, insurance ended)."""
     if not roles.is_system(actor):
@@ -69,7 +74,7 @@ def application_close(
     return application
 
 
-def renewal_closed(*, renewal: Application, actor: Any) -> Application | None:
+def renewal_closed(*, renewal: Application, actor: roles.Actor) -> Application | None:
     """A renewal was rejected, withdrawn or closed: provisional coverage already given is honoured.
 
     Before the old enrollment's end nothing changes (the sweep expires it on time). After it, the old
@@ -97,7 +102,7 @@ def renewal_closed(*, renewal: Application, actor: Any) -> Application | None:
 
 
 def application_resubmit(
-    *, application_id: int, actor: Any, note: str = "", documents: Sequence[tuple[str, UploadedFile]] = ()
+    *, application_id: int, actor: roles.Actor, note: str = "", documents: Sequence[tuple[str, UploadedFile]] = ()
 ) -> Application:
     """A returned application comes back, with what was missing, to wait for the next batch."""
     prepared = [prepare_document(doc_type, upload) for doc_type, upload in documents]
@@ -110,7 +115,7 @@ def application_resubmit(
 
 
 def application_terminate(
-    *, application_id: int, actor: Any, reason: str, note: str = "", ended_on: dt.date | None = None
+    *, application_id: int, actor: roles.Actor, reason: str, note: str = "", ended_on: dt.date | None = None
 ) -> Application:
     """End an enrollment early (death, loss of coverage, moved out, cured, disease removed)."""
     if reason not in TerminationReason.values:

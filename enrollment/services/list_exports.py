@@ -6,10 +6,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from enrollment.services.access import personal_data_access_record_many
+from kernel import roles
 
 
 def application_list_export_rows(
-    *, actor: Any, chunks: Iterable[list[tuple[int | None, Sequence[Any]]]], reason: str
+    *, actor: roles.Actor, chunks: Iterable[list[tuple[int | None, Sequence[Any]]]], reason: str
 ) -> Iterator[Sequence[Any]]:
     """The export's rows, lazily. Each chunk is (person id if that row carries a full ID number, row): before a
     chunk is handed out, one access-log row (purpose ``export_full_id``) per person in it not yet logged by this

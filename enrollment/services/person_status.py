@@ -59,13 +59,13 @@ NOTE_MAX_LENGTH = 500
 CATEGORY_RECORDED_HOOKS: list[Callable[..., None]] = []
 
 
-def person_audit(*, person: Person, action: str, actor: Any, details: dict[str, Any]) -> PersonAuditEntry:
+def person_audit(*, person: Person, action: str, actor: roles.Actor, details: dict[str, Any]) -> PersonAuditEntry:
     return PersonAuditEntry.objects.create(
         person=person, action=action, actor=actor, is_system=roles.is_system(actor), details=details
     )
 
 
-def _ensure_may_record(actor: Any) -> None:
+def _ensure_may_record(actor: roles.Actor) -> None:
     if not (roles.is_system(actor) or roles.has_any_role(actor, roles.CENTER_OFFICER, roles.ADMIN)):
         raise NotPermitted(_("Only the insurance office (centre officers, administrators) records status events."))
 
@@ -119,7 +119,7 @@ def status_event_record(
     effective_date: dt.date,
     source: str,
     reference: str,
-    actor: Any,
+    actor: roles.Actor,
     insurance_type: str = "",
     categories: Sequence[str] | None = None,
     note: str = "",
@@ -238,7 +238,7 @@ def _coverage_end(event: PersonStatusEvent) -> dt.date:
     return event.effective_date - dt.timedelta(days=1)
 
 
-def _apply(*, event: PersonStatusEvent, person: Person, actor: Any, result: EventResult) -> None:
+def _apply(*, event: PersonStatusEvent, person: Person, actor: roles.Actor, result: EventResult) -> None:
     """Carry out an event's effects. The caller holds the transaction and the person's lock."""
     from enrollment import services  # services import selectors; this module is imported by services' callers
 
@@ -325,7 +325,7 @@ def _end_enrollments(
     ended_on: dt.date,
     reason: str,
     result: EventResult,
-    system: Any,
+    system: roles.Actor,
 ) -> None:
     from enrollment import services
 
@@ -346,7 +346,7 @@ def _end_enrollments(
         result.terminated.append(application.pk)
 
 
-def status_events_apply_due(*, day: dt.date | None = None, actor: Any) -> list[int]:
+def status_events_apply_due(*, day: dt.date | None = None, actor: roles.Actor) -> list[int]:
     """The daily sweep's part: carry out events recorded ahead of their effective date once it has come."""
     if not roles.is_system(actor):
         raise NotPermitted(_("Only the system applies due status events."))
@@ -380,7 +380,7 @@ def _open_on(person: Person, day: dt.date) -> Any:
 
 
 def _end_categories(
-    *, person: Person, categories: Iterable[str], last_day: dt.date, actor: Any, cause: dict[str, Any]
+    *, person: Person, categories: Iterable[str], last_day: dt.date, actor: roles.Actor, cause: dict[str, Any]
 ) -> list[int]:
     """Set the last day of the person's periods of ``categories`` still open after ``last_day``."""
     ended = []
@@ -406,7 +406,7 @@ def _end_categories(
 
 
 def _replace_categories(
-    *, person: Person, categories: list[str], as_of: dt.date, source: str, reference: str, actor: Any
+    *, person: Person, categories: list[str], as_of: dt.date, source: str, reference: str, actor: roles.Actor
 ) -> dict[str, list[str]]:
     """From ``as_of`` the person holds exactly ``categories``: others end the day before, new ones start."""
     open_rows = list(_open_on(person, as_of))
@@ -448,7 +448,7 @@ def _replace_categories(
 
 
 def person_categories_replace(
-    *, person: Person, categories: Sequence[str], as_of: dt.date, source: str, reference: str, actor: Any
+    *, person: Person, categories: Sequence[str], as_of: dt.date, source: str, reference: str, actor: roles.Actor
 ) -> dict[str, list[str]]:
     """Replace the person's support categories as of a date (a roster or an office's list), never merging."""
     wanted = _clean_categories(categories)
@@ -471,7 +471,7 @@ def _refresh_category_cache(person: Person) -> None:
         person.support_categories = current
 
 
-def categories_lapse_sweep(*, day: dt.date | None = None, actor: Any) -> int:
+def categories_lapse_sweep(*, day: dt.date | None = None, actor: roles.Actor) -> int:
     """Record, once, every category period whose last day has passed, and refresh the holders' lists."""
     if not roles.is_system(actor):
         raise NotPermitted(_("Only the system runs the category sweep."))

@@ -19,6 +19,7 @@ from enrollment.models import (
     SupportCategory,
     mask_id_number,
 )
+from kernel import roles
 from kernel.errors import InvalidInput, NotPermitted
 
 # ---------------------------------------------------------------------------
@@ -31,7 +32,7 @@ def person_register(
     id_number: str,
     name: str,
     insured_region: Region,
-    actor: Any,
+    actor: roles.Actor,
     insurance_type: str | None = None,
     insurance_number: str | None = None,
     phone: str | None = None,

@@ -20,6 +20,7 @@ from enrollment.models import (
     ReminderStatus,
     State,
 )
+from kernel import roles
 from kernel.errors import InvalidInput
 
 
@@ -70,7 +71,7 @@ def _reminder_finish(reminder: Reminder, status: str, *, error: str = "") -> Rem
     return reminder
 
 
-def reminder_mark_read(*, reminder_id: int, actor: Any) -> Reminder:
+def reminder_mark_read(*, reminder_id: int, actor: roles.Actor) -> Reminder:
     """A clinic acknowledges an in-app reminder of its own."""
     reminder = selectors.reminder_inbox(actor).filter(pk=reminder_id).first()
     if reminder is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,6 +18,7 @@ from enrollment.models import (
 )
 from enrollment.services.audit import AuditFields, get_system_user, lock_application, run_transition
 from enrollment.services.filing import application_submit
+from kernel import roles
 
 # ---------------------------------------------------------------------------
 # Renewal (复审), the daily validity sweep and expiry reminders (docs/design.md: Validity, renewal and reminders)
@@ -26,7 +26,7 @@ from enrollment.services.filing import application_submit
 
 
 def application_renew(
-    *, application_id: int, actor: Any, treating_institution: Institution | None = None
+    *, application_id: int, actor: roles.Actor, treating_institution: Institution | None = None
 ) -> Application:
     """File the renewal (复审) of an enrollment, from ``valid_until − renewal window`` on.
 

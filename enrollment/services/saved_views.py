@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 from django.db import transaction
 from django.http import QueryDict
@@ -18,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from enrollment.models import SavedView
+from kernel import roles
 from kernel.errors import InvalidInput
 from kernel.input_guard import field_max_length
 
@@ -42,7 +42,7 @@ def _clean_query(query: str, allowed: Iterable[str]) -> str:
     return kept.urlencode()
 
 
-def saved_view_save(*, actor: Any, page: str, name: str, query: str, allowed_keys: Iterable[str]) -> SavedView:
+def saved_view_save(*, actor: roles.Actor, page: str, name: str, query: str, allowed_keys: Iterable[str]) -> SavedView:
     """Keep the list filters ``query`` (a GET query string) under ``name`` for ``actor`` on ``page``."""
     if page not in SAVED_VIEW_PAGES:
         raise InvalidInput(_("This list cannot keep saved views."), details={"field": "page"})
@@ -70,7 +70,7 @@ def saved_view_save(*, actor: Any, page: str, name: str, query: str, allowed_key
     return view
 
 
-def saved_view_delete(*, actor: Any, view_id: int) -> SavedView:
+def saved_view_delete(*, actor: roles.Actor, view_id: int) -> SavedView:
     """Remove one of ``actor``'s own saved views (another user's is not found)."""
     with transaction.atomic():
         view = SavedView.objects.select_for_update().filter(pk=view_id, user=actor, deleted_at__isnull=True).first()

@@ -110,7 +110,7 @@ def _sweep_transition(
     sources: Sequence[str],
     transition: str,
     to_state: str,
-    actor: Any,
+    actor: roles.Actor,
     day: dt.date,
     chunk_size: int,
 ) -> int:
@@ -153,7 +153,7 @@ def _sweep_transition(
 
 
 def validity_sweep(
-    *, day: dt.date | None = None, actor: Any, chunk_size: int | None = None, enqueue: bool = True
+    *, day: dt.date | None = None, actor: roles.Actor, chunk_size: int | None = None, enqueue: bool = True
 ) -> SweepResult:
     """The daily sweep (docs/design.md: Validity, renewal and reminders), for ``day`` (default today, Asia/Shanghai).
 
@@ -237,7 +237,7 @@ def _enqueue_sends(reminder_ids: list[int]) -> None:
 
 
 def _undiagnosed_renewals(
-    *, region_ids: list[int], rules: _SweepRules, day: dt.date, actor: Any, result: SweepResult, enqueue: bool
+    *, region_ids: list[int], rules: _SweepRules, day: dt.date, actor: roles.Actor, result: SweepResult, enqueue: bool
 ) -> None:
     """A renewal nobody re-attested within the policy's limit is withdrawn (its provisional coverage
     is honoured up to that day); the filing clinic is told ``renewal_diagnosis_warning_days`` before.

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -54,7 +53,7 @@ def batch_assemble(
     *,
     region_id: int,
     period: str,
-    actor: Any,
+    actor: roles.Actor,
     cutoff: dt.datetime | None = None,
     chunk_size: int | None = None,
 ) -> ReviewBatch:
@@ -109,7 +108,7 @@ def batch_assemble(
 
 
 def _assemble_chunk(
-    *, batch_id: int, actor: Any, size: int, after: tuple[dt.datetime, int] | None = None
+    *, batch_id: int, actor: roles.Actor, size: int, after: tuple[dt.datetime, int] | None = None
 ) -> tuple[dt.datetime, int] | None:
     """Move the next chunk (after the ``(diagnosed_at, id)`` cursor) into the batch; returns the cursor of
     its last row, or None when nothing is left. Rows behind the cursor that became eligible meanwhile
@@ -185,7 +184,7 @@ def _insert_review_items(*, batch: ReviewBatch, ids: list[int], queued_at: dt.da
         return cursor.rowcount
 
 
-def _insert_enqueue_audit_rows(*, batch: ReviewBatch, ids: list[int], actor: Any) -> int:
+def _insert_enqueue_audit_rows(*, batch: ReviewBatch, ids: list[int], actor: roles.Actor) -> int:
     """The chunk's ``enqueue`` audit rows, each with the stage its new review item waits at."""
     source, params = sql.batch_items_of(batch_id=batch.pk, ids=ids)
     return audit_rows_insert(
@@ -200,7 +199,7 @@ def _insert_enqueue_audit_rows(*, batch: ReviewBatch, ids: list[int], actor: Any
     )
 
 
-def batch_state_change(*, batch: ReviewBatch, to_state: str, actor: Any, action: str) -> None:
+def batch_state_change(*, batch: ReviewBatch, to_state: str, actor: roles.Actor, action: str) -> None:
     """A batch's state moves only here, with its audit row (the caller holds the lock and the transaction)."""
     record_audit(
         subject="review_batch",

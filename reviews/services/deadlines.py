@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
@@ -45,7 +44,7 @@ class EscalationResult:
     notified: int = 0
 
 
-def escalate_overdue(*, actor: Any, today: dt.date | None = None) -> EscalationResult:
+def escalate_overdue(*, actor: roles.Actor, today: dt.date | None = None) -> EscalationResult:
     """Beat, daily: every pending item past its stage's due date is escalated once per stage — an
     ``Escalation`` row (unique per item and stage: a second run, or two at once, adds nothing), an audit row,
     and an in-app notification and e-mail to the stage's supervisors (the region's centre officers and
@@ -68,7 +67,7 @@ def escalate_overdue(*, actor: Any, today: dt.date | None = None) -> EscalationR
     return result
 
 
-def _escalate_one(*, item_id: int, actor: Any, today: dt.date) -> int | None:
+def _escalate_one(*, item_id: int, actor: roles.Actor, today: dt.date) -> int | None:
     with transaction.atomic():
         item = (
             ReviewItem.objects.select_for_update(of=("self",))

@@ -91,7 +91,7 @@ class DecisionInput:
 def review_decide(
     *,
     item_id: int,
-    actor: Any,
+    actor: roles.Actor,
     decision: str,
     reason_code: str = "",
     reason: str = "",
@@ -217,7 +217,7 @@ def review_decide(
     return item
 
 
-def _ensure_may_decide(*, item: ReviewItem, actor: Any) -> None:
+def _ensure_may_decide(*, item: ReviewItem, actor: roles.Actor) -> None:
     if item.outcome != Outcome.PENDING:
         raise RuleViolation(
             _("This item is already decided (%(outcome)s).") % {"outcome": item.get_outcome_display()},
@@ -234,7 +234,7 @@ def _ensure_may_decide(*, item: ReviewItem, actor: Any) -> None:
         )
 
 
-def _ensure_claimed(*, item: ReviewItem, actor: Any) -> None:
+def _ensure_claimed(*, item: ReviewItem, actor: roles.Actor) -> None:
     if item.claimed_by_id != actor.pk or item.lease_expires_at is None or item.lease_expires_at <= timezone.now():
         raise RuleViolation(
             _("Claim this item before deciding it (your claim may have expired)."),
@@ -243,7 +243,7 @@ def _ensure_claimed(*, item: ReviewItem, actor: Any) -> None:
         )
 
 
-def _enrol_two_diseases(*, rejected: Application, actor: Any, audit: AuditFields) -> Application:
+def _enrol_two_diseases(*, rejected: Application, actor: roles.Actor, audit: AuditFields) -> Application:
     """两病 medication coverage for a person whose hypertension/diabetes did not meet the chronic criteria.
 
     Filed, diagnosed (carried forward from the rejected application) and approved in the reviewer's
@@ -318,7 +318,7 @@ class BulkResult:
 def review_decide_bulk(
     *,
     item_ids: Sequence[int],
-    actor: Any,
+    actor: roles.Actor,
     decision: str,
     reason_code: str = "",
     reason: str = "",

@@ -5,7 +5,6 @@ separation of duties, StageDecision rows and audit rows."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,6 +18,7 @@ from enrollment.services import (
     renewal_closed,
     run_transition,
 )
+from kernel import roles
 from kernel.errors import InvalidInput
 from reviews import selectors
 from reviews.models import (
@@ -38,7 +38,7 @@ from reviews.services import supplements
 
 
 def _record(
-    *, application: Application, actor: Any, decision: str, reason_code: str = "", reason: str = ""
+    *, application: Application, actor: roles.Actor, decision: str, reason_code: str = "", reason: str = ""
 ) -> StageDecision:
     from reviews import deadlines
 
@@ -59,7 +59,7 @@ def _record(
     )
 
 
-def application_approve_immediately(*, application_id: int, actor: Any, reason: str = "") -> Application:
+def application_approve_immediately(*, application_id: int, actor: roles.Actor, reason: str = "") -> Application:
     """A center officer of a may-diagnose institution approves a diagnosed application on the spot."""
     with transaction.atomic():
         application = lock_application(application_id)
@@ -73,7 +73,9 @@ def application_approve_immediately(*, application_id: int, actor: Any, reason: 
         )
 
 
-def application_reject_immediately(*, application_id: int, actor: Any, reason_code: str, reason: str) -> Application:
+def application_reject_immediately(
+    *, application_id: int, actor: roles.Actor, reason_code: str, reason: str
+) -> Application:
     """The officer rejects a diagnosed immediate-mode application: the batch's reason codes, a reason in words."""
     reason = (reason or "").strip()
     if reason_code not in RejectReason.values:
@@ -110,7 +112,7 @@ def application_reject_immediately(*, application_id: int, actor: Any, reason_co
 
 
 def application_return_immediately(
-    *, application_id: int, actor: Any, supplement_codes: Sequence[str] = (), reason: str = ""
+    *, application_id: int, actor: roles.Actor, supplement_codes: Sequence[str] = (), reason: str = ""
 ) -> Application:
     """The officer returns a diagnosed immediate-mode application for 补正: the clinic resubmits it, and the
     officer decides it again on the spot."""

@@ -79,7 +79,7 @@ def notify(*, recipients: Iterable[Any], kind: str, application: Application | N
     return len(users)
 
 
-def notifications_mark_read(*, actor: Any) -> int:
+def notifications_mark_read(*, actor: roles.Actor) -> int:
     """The user read their notifications (their own rows only)."""
     with transaction.atomic():
         return Notification.objects.filter(recipient=actor, read_at__isnull=True).update(read_at=timezone.now())

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -26,7 +25,7 @@ from reviews.models import (
 # ---------------------------------------------------------------------------
 
 
-def queue_claim(*, actor: Any, count: int, stage: str | None = None) -> list[ReviewItem]:
+def queue_claim(*, actor: roles.Actor, count: int, stage: str | None = None) -> list[ReviewItem]:
     """Lease the next ``count`` waiting items to the reviewer, oldest first.
 
     ``skip_locked`` lets concurrent claims pass each other instead of queueing on the same rows,
@@ -57,7 +56,7 @@ def queue_claim(*, actor: Any, count: int, stage: str | None = None) -> list[Rev
     )
 
 
-def queue_release(*, actor: Any, item_ids: Sequence[int] | None = None) -> int:
+def queue_release(*, actor: roles.Actor, item_ids: Sequence[int] | None = None) -> int:
     """Give claimed items back to the queue (all of the reviewer's when no ids are given)."""
     queryset = ReviewItem.objects.filter(claimed_by=actor, outcome=Outcome.PENDING)
     if item_ids is not None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -62,7 +61,7 @@ def supplement_policy_for(application: Application) -> tuple[int, int]:
 
 
 def supplement_open(
-    *, application: Application, decision: StageDecision, codes: Sequence[str], note: str, actor: Any
+    *, application: Application, decision: StageDecision, codes: Sequence[str], note: str, actor: roles.Actor
 ) -> SupplementRequest:
     """Record the 补正 request of a return decision and tell the clinic. The caller (review_decide,
     application_return_immediately) holds the transaction and the application lock, and has written the
@@ -96,7 +95,7 @@ def supplement_open(
     return request
 
 
-def on_transition(*, application: Application, transition: str, from_state: str, actor: Any) -> None:
+def on_transition(*, application: Application, transition: str, from_state: str, actor: roles.Actor) -> None:
     """enrollment.services.TRANSITION_HOOKS (reviews/apps.py): a resubmission answers the open 补正 request
     (the clock resumes: the paused working days are stored); a withdrawal or closing closes it."""
     if from_state != State.RETURNED:
@@ -128,7 +127,7 @@ class SweepResult:
     withdrawn: list[int] = field(default_factory=list)
 
 
-def supplements_sweep(*, actor: Any, today: dt.date | None = None) -> SweepResult:
+def supplements_sweep(*, actor: roles.Actor, today: dt.date | None = None) -> SweepResult:
     """Beat, daily: remind each open request once on its reminder day, withdraw each unanswered past its
     answer-by day. Safe to run twice: each step re-checks the request's state under its lock."""
     if not roles.is_system(actor):
@@ -150,7 +149,7 @@ def supplements_sweep(*, actor: Any, today: dt.date | None = None) -> SweepResul
     return result
 
 
-def supplement_remind(*, request_id: int, actor: Any, today: dt.date) -> bool:
+def supplement_remind(*, request_id: int, actor: roles.Actor, today: dt.date) -> bool:
     """The one reminder of an open request (a conditional update: a second run finds it sent)."""
     with transaction.atomic():
         request = (
@@ -195,7 +194,7 @@ def supplement_remind(*, request_id: int, actor: Any, today: dt.date) -> bool:
     return True
 
 
-def supplement_withdraw_unanswered(*, request_id: int, actor: Any, today: dt.date) -> bool:
+def supplement_withdraw_unanswered(*, request_id: int, actor: roles.Actor, today: dt.date) -> bool:
     """Withdraw the application of a request not answered by its day (system actor, audited)."""
     with transaction.atomic():
         application_id = (

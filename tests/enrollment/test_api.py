@@ -230,6 +230,12 @@ def test_terminate_via_api(world):
         f"/api/v1/applications/{application.pk}/terminate/", {"reason": "nope"}, format="json"
     )
     assert bad.status_code == 400
+    # the oversight corrections' own reasons are not given by hand
+    for reason in ("recheck_failed", "objection_upheld"):
+        refused = client_for(world.reviewer).post(
+            f"/api/v1/applications/{application.pk}/terminate/", {"reason": reason}, format="json"
+        )
+        assert refused.status_code == 400 and "reason" in refused.content.decode()
     ok = client_for(world.reviewer).post(
         f"/api/v1/applications/{application.pk}/terminate/",
         {"reason": "death", "note": "death certificate seen"},

@@ -258,6 +258,9 @@ EXPECTED.update(
         ("GET", "/oversight/rechecks/quality.csv"): allow("reviewer", "reviewer_other", "admin"),  # scoped rows
         ("GET", "/oversight/rechecks/{pk}/"): REGION_REVIEW,
         ("POST", "/oversight/rechecks/{pk}/decide/"): allow("reviewer", "admin", hide=("reviewer_other",)),
+        # A re-check returned for correction is answered by the staff of the clinic that filed the application.
+        ("GET", "/oversight/rechecks/{pk}/correction/"): allow("clinic", hide=("clinic_other",)),
+        ("POST", "/oversight/rechecks/{pk}/correction/"): allow("clinic", hide=("clinic_other",)),
         ("GET", "/oversight/notices/"): NOTICE_OFFICE,
         ("POST", "/oversight/batches/{pk}/notice/"): NOTICE_OFFICE,
         ("GET", "/oversight/notices/{pk}/"): NOTICE_OFFICE,
@@ -273,6 +276,7 @@ EXPECTED.update(
         ("GET", "/api/v1/rechecks/"): allow("reviewer", "reviewer_other", "admin"),  # scoped list
         ("GET", "/api/v1/rechecks/{pk}/"): REGION_REVIEW,
         ("POST", "/api/v1/rechecks/{pk}/decide/"): allow("reviewer", hide=("reviewer_other",)),
+        ("POST", "/api/v1/rechecks/{pk}/answer/"): allow("clinic", hide=("clinic_other",)),
         ("GET", "/api/v1/notices/"): NOTICE_OFFICE,
         ("POST", "/api/v1/notices/"): NOTICE_OFFICE,  # the matrix batch is already published: 409 for them
         ("GET", "/api/v1/notices/{pk}/"): NOTICE_OFFICE,
@@ -554,14 +558,15 @@ def _assistance_objects(world: Any, side: str, person: Any) -> dict[str, Any]:
 
 
 def _oversight_objects(world: Any, side: str, approved: Any, batch: Any) -> dict[str, Any]:
-    """A pending re-check sample of the side's immediate approval, and a notice of the side's batch listing it,
-    open today, with one open objection."""
+    """A re-check sample of the side's immediate approval, returned to the filing clinic with an open correction
+    request, and a notice of the side's batch listing it, open today, with one open objection."""
     from decimal import Decimal
 
-    from oversight.models import NoticeEntry, Objection, PublicNotice, RecheckDraw, RecheckSample
+    from oversight.models import CorrectionRequest, NoticeEntry, Objection, PublicNotice, RecheckDraw, RecheckSample
 
     system = services.get_system_user()
     now, today = timezone.now(), timezone.localdate()
+    reviewer = world.reviewer if side == "same" else world.other_reviewer
     draw = RecheckDraw.objects.create(region=batch.region, period="2000-01", seed=side, drawn_at=now, drawn_by=system)
     sample = RecheckSample.objects.create(
         draw=draw,
@@ -573,6 +578,22 @@ def _oversight_objects(world: Any, side: str, approved: Any, batch: Any) -> dict
         percent=Decimal(100),
         rate_source="matrix",
         score=Decimal(0),
+        state="returned",
+        correction="returned",
+        returns=1,
+        checked_by=reviewer,
+        checked_at=now,
+        reason="matrix",
+    )
+    CorrectionRequest.objects.create(
+        sample=sample,
+        application=approved,
+        institution_id=approved.filing_institution_id,
+        codes=["id_copy"],
+        note="matrix",
+        requested_by=reviewer,
+        requested_at=now,
+        answer_by=today + dt.timedelta(days=15),
     )
     notice = PublicNotice.objects.create(
         batch=batch,
@@ -789,6 +810,12 @@ def bodies(world: Any, same: Objects) -> dict[tuple[str, str], Any]:
         ("POST", "/assistance/alerts/{pk}/close/"): {"note": "handled"},
         ("POST", "/assistance/imports/{pk}/commit/"): {"confirm": "on"},
         ("POST", "/oversight/rechecks/{pk}/decide/"): {"outcome": "pass", "reason": "matrix"},
+        ("POST", "/oversight/rechecks/{pk}/correction/"): {
+            "answer": "matrix",
+            "doc-TOTAL_FORMS": "0",
+            "doc-INITIAL_FORMS": "0",
+        },
+        ("POST", "/api/v1/rechecks/{pk}/answer/"): {"answer": "matrix"},
         ("POST", "/oversight/batches/{pk}/notice/"): {"days": "7"},
         ("POST", "/oversight/notice-entries/{pk}/objections/"): {"channel": "phone", "text": "matrix"},
         ("POST", "/oversight/objections/{pk}/uphold/"): {"resolution": "matrix"},

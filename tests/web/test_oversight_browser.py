@@ -123,3 +123,65 @@ def test_notice_objection_and_recheck_queue(world: Any, live_server: Any, browse
     page.open(public_url.replace(live_server.url, ""))
     page.wait_for("[data-testid=public-entry]")
     page.shot("oversight-09-public-narrow")
+
+
+def test_recheck_return_answered_by_the_clinic(world: Any, live_server: Any, browser: Any, tmp_path: Any) -> None:  # noqa: F811
+    """A reviewer returns a failed re-check to the clinic (the enrollment keeps covering); the clerk sees it on the
+    home page and answers with a document; the sample is back in the queue and passes."""
+    from oversight.models import CorrectionRequest
+    from tests.conftest import PDF_BYTES
+
+    page = Page(browser, live_server.url)
+    _batch, applications = _approved_batch(world)
+    RecheckRate.objects.create(region=world.region, percent=Decimal(100))
+    oversight_services.recheck_draw(
+        region_id=world.region.pk, period=period_key(timezone.localdate()), actor=get_system_user()
+    )
+    sample = RecheckSample.objects.order_by("id").first()
+    assert sample is not None
+
+    # 1. The reviewer fails it and chooses the return, with the checklist and a note.
+    page.login(world.reviewer)
+    page.open(f"/oversight/rechecks/{sample.pk}/")
+    page.find("input[name=outcome][value=fail]").click()
+    page.find("#id_reason").send_keys("缺少近三个月检验报告")
+    page.find("input[name=correction][value=return]").click()
+    page.find("input[name=codes][value=medical_records]").click()
+    page.shot("oversight-10-recheck-return")
+    page.find("#recheck-result button[type=submit]").click()
+    page.wait_for(".messages li")
+    assert Application.objects.get(pk=sample.application_id).state == State.APPROVED  # still covering
+    page.logout()
+
+    # 2. The clerk sees the request on the home page and answers it with a document.
+    report = tmp_path / "检验报告.pdf"
+    report.write_bytes(PDF_BYTES)
+    page.login(world.clerk)
+    page.wait_for("[data-testid=recheck-correction]")
+    page.shot("oversight-11-clinic-home-correction")
+    page.find("[data-testid=recheck-correction] a.button").click()
+    page.wait_for("#correction-answer-form")
+    page.find("#id_answer").send_keys("已补充2026年检验报告")
+    page.select("#id_doc-0-doc_type", "test_report")
+    page.find("#id_doc-0-file").send_keys(str(report))
+    page.shot("oversight-12-correction-answer")
+    page.find("#submit-correction").click()
+    page.wait_for(".messages li")
+    request = CorrectionRequest.objects.get(sample=sample)
+    assert request.state == "answered" and request.documents.count() == 1
+    page.logout()
+
+    # 3. Back in the reviewer's queue: it passes, recorded as corrected.
+    page.login(world.reviewer)
+    page.open("/oversight/rechecks/")
+    page.wait_for("[data-testid=recheck-answered]")
+    page.open(f"/oversight/rechecks/{sample.pk}/")
+    page.wait_for("[data-testid=correction-answer]")
+    page.find("input[name=outcome][value=pass]").click()
+    page.find("#recheck-result button[type=submit]").click()
+    page.wait_for(".messages li")
+    sample.refresh_from_db()
+    assert (sample.state, sample.correction) == ("passed", "corrected")
+    page.open(f"/oversight/rechecks/{sample.pk}/")
+    page.wait_for("[data-testid=recheck-state]")
+    page.shot("oversight-13-recheck-corrected")

@@ -2,6 +2,7 @@ from typing import Any
 
 from assistance import services
 from assistance.models import SettlementImport
+from kernel import roles
 from kernel.uploads import StoredImportCommand
 
 REPORT_HEADER = ("line", "serial_number", "status", "reason_code", "message")
@@ -13,13 +14,13 @@ class Command(StoredImportCommand):
         "--commit the new settlements stored (idempotent by serial number) and their assistance computed."
     )
 
-    def create(self, *, name: str, content: bytes, actor: Any) -> SettlementImport:
+    def create(self, *, name: str, content: bytes, actor: roles.Actor) -> SettlementImport:
         return services.settlement_import_create(name=name, content=content, actor=actor, queue=False)
 
     def run(self, import_id: int) -> SettlementImport | None:
         return services.settlement_import_run(import_id=import_id)
 
-    def request_commit(self, *, import_id: int, actor: Any) -> None:
+    def request_commit(self, *, import_id: int, actor: roles.Actor) -> None:
         services.settlement_import_request_commit(import_id=import_id, actor=actor, queue=False)
 
     def summarise(self, result: Any) -> None:

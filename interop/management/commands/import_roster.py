@@ -2,6 +2,7 @@ from typing import Any
 
 from interop import selectors, services
 from interop.models import RosterImport
+from kernel import roles
 from kernel.uploads import StoredImportCommand
 
 
@@ -11,13 +12,13 @@ class Command(StoredImportCommand):
         "and with --commit, persons registered and eligible people put on the assisted-filing worklist."
     )
 
-    def create(self, *, name: str, content: bytes, actor: Any) -> RosterImport:
+    def create(self, *, name: str, content: bytes, actor: roles.Actor) -> RosterImport:
         return services.roster_import_create(name=name, content=content, actor=actor, queue=False)
 
     def run(self, import_id: int) -> RosterImport | None:
         return services.roster_import_run(import_id=import_id)
 
-    def request_commit(self, *, import_id: int, actor: Any) -> None:
+    def request_commit(self, *, import_id: int, actor: roles.Actor) -> None:
         services.roster_import_request_commit(import_id=import_id, actor=actor, queue=False)
 
     def summarise(self, result: Any) -> None:

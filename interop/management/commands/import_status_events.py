@@ -3,6 +3,7 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from interop.status_import import REPORT_HEADER, ImportResult, status_events_import
+from kernel import roles
 from kernel.uploads import FileImportCommand
 
 
@@ -18,7 +19,9 @@ class Command(FileImportCommand):
     def add_options(self, parser: CommandParser) -> None:
         parser.add_argument("--source", default="import", help="the sending system; with each reference, the key")
 
-    def run_import(self, *, name: str, content: bytes, actor: Any, commit: bool, **options: Any) -> ImportResult:
+    def run_import(
+        self, *, name: str, content: bytes, actor: roles.Actor, commit: bool, **options: Any
+    ) -> ImportResult:
         return status_events_import(content=content, name=name, source=options["source"], actor=actor, commit=commit)
 
     def summarise(self, result: Any) -> None:
