@@ -137,7 +137,7 @@ class RowReader:
             raise ValueError(f"{model.__name__}: not concrete fields: {sorted(wanted - set(self.attnames_of()))}")
         self.attnames = [f.attname for f in self.fields]
         self.width = len(self.fields)
-        self._converters: dict[str, list[list[tuple[Any, Any]]]] = {}
+        self._converters: dict[str, list[tuple[int, Any, Any]]] = {}
 
     def attnames_of(self) -> list[str]:
         return [f.attname for f in self.fields]
@@ -146,21 +146,19 @@ class RowReader:
         quote = connection.ops.quote_name
         return ", ".join(f"{alias}.{quote(column_name(self.model, f.name))}" for f in self.fields)
 
-    def _converters_for(self, db: Any) -> list[list[tuple[Any, Any]]]:
+    def _converters_for(self, db: Any) -> list[tuple[int, Any, Any]]:
+        """(position, converter, column) of every converter to apply, in order; most columns need none."""
         found = self._converters.get(db.vendor)
         if found is None:
             found = []
-            for f in self.fields:
+            for position, f in enumerate(self.fields):
                 col = f.get_col(self.model._meta.db_table)
-                found.append([(c, col) for c in [*db.ops.get_db_converters(col), *f.get_db_converters(db)]])
+                found.extend((position, c, col) for c in [*db.ops.get_db_converters(col), *f.get_db_converters(db)])
             self._converters[db.vendor] = found
         return found
 
     def read(self, values: Sequence[Any], using: str = "default") -> Any:
         converted = list(values)
-        for i, converters in enumerate(self._converters_for(connection)):
-            value = converted[i]
-            for converter, col in converters:
-                value = converter(value, col, connection)
-            converted[i] = value
+        for position, converter, col in self._converters_for(connection):
+            converted[position] = converter(converted[position], col, connection)
         return self.model.from_db(using, self.attnames, converted)
