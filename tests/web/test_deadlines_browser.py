@@ -14,7 +14,7 @@ from enrollment import services
 from enrollment.models import State
 from enrollment.periods import period_key
 from reviews import services as review_services
-from reviews.models import Escalation, ReviewItem
+from reviews.models import Escalation, ReviewItem, ReviewTimeLimit
 from tests.web.conftest import diagnose, file_application
 from tests.web.test_e2e import Page, browser, pytestmark  # noqa: F401 - the fixture and the markers
 
@@ -22,6 +22,11 @@ __all__ = ["browser", "pytestmark"]
 
 
 def test_overdue_item_flagged_on_queue_and_batch_page_after_escalation(world: Any, live_server: Any, browser: Any):
+    # The promised days of a whole application (seeded by a migration; a live-server test before this one may
+    # have flushed the table).
+    ReviewTimeLimit.objects.get_or_create(
+        region=None, disease_type=world.hypertension.disease_type, stage="", defaults={"working_days": 15}
+    )
     application = diagnose(world, file_application(world))
     batch = review_services.batch_assemble(
         region_id=world.region.pk,
